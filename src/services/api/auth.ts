@@ -1,0 +1,209 @@
+/**
+ * Authentication and authorisation of every request.
+ *
+ * A route is public only when its config says `public: true`; every other route needs a principal,
+ * from a Bearer access token (JWT), a Bearer API key or an `X-API-Key` header. A route that names a
+ * `permission: [resource, action]` is refused with 403 unless a grant of the principal allows it.
+ */
+import { randomBytes } from 'node:crypto';
+import '@fastify/jwt';
+import { hash as argonHash, verify as argonVerify } from '@node-rs/argon2';
+import { and, eq, inArray } from 'drizzle-orm';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { forbidden, unauthorized } from '../../domain/errors.ts';
+import { type Action, checkPermission, type Grant, type Resource } from '../../domain/permissions.ts';
+import { sha256Hex } from '../../security/crypto.ts';
+import type { Db } from '../../store/database.ts';
+import { apiKeys, identities, identityRoles, roles } from '../../store/schema.ts';
+import type { ApiContext, Principal } from './context.ts';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** No authentication at all (health, login, docs, webhook receivers). */
+    public?: boolean;
+    /** The grant the caller needs. Unset on a non-public route = any authenticated caller. */
+    permission?: [Resource, Action];
+  }
+  interface FastifyRequest {
+    principal: Principal | null;
+  }
+}
+
+export const ACCESS_TOKEN_TTL_S = 3600;
+export const REFRESH_TOKEN_TTL_S = 7 * 24 * 3600;
+export const API_KEY_PREFIX = 'atk_';
+
+/** argon2id with the OWASP-recommended minimum cost. */
+export const hashPassword = (pw: string): Promise<string> =>
+  argonHash(pw, { memoryCost: 19456, timeCost: 2, parallelism: 1, algorithm: 2 });
+export const verifyPassword = async (stored: string, pw: string): Promise<boolean> => {
+  try {
+    return await argonVerify(stored, pw);
+  } catch {
+    return false;
+  }
+};
+
+/** A new API key: `atk_<8 chars>_<43 chars>`; the caller stores only its hash and prefix. */
+export function newApiKey(): { key: string; prefix: string; hash: string } {
+  const prefix = randomBytes(6).toString('base64url').slice(0, 8);
+  const key = `${API_KEY_PREFIX}${prefix}_${randomBytes(32).toString('base64url')}`;
+  return { key, prefix: `${API_KEY_PREFIX}${prefix}`, hash: sha256Hex(key) };
+}
+
+/** An opaque refresh token; only its sha256 is stored. */
+export function newRefreshToken(): { token: string; hash: string } {
+  const token = `rt_${randomBytes(32).toString('base64url')}`;
+  return { token, hash: sha256Hex(token) };
+}
+
+interface CachedPrincipal {
+  at: number;
+  principal: Omit<Principal, 'via'> | null;
+}
+
+/**
+ * Loads identities with their roles' grants. Cached for a moment per identity so a busy client does
+ * not cost a query per request; `invalidate()` is called when identities or roles change.
+ */
+export class PrincipalLoader {
+  readonly #cache = new Map<number, CachedPrincipal>();
+  constructor(
+    private readonly db: Db,
+    private readonly ttlMs = 2000,
+  ) {}
+
+  invalidate(): void {
+    this.#cache.clear();
+  }
+
+  async load(identityId: number): Promise<Omit<Principal, 'via'> | null> {
+    const hit = this.#cache.get(identityId);
+    const now = Date.now();
+    if (hit && now - hit.at < this.ttlMs) return hit.principal;
+    const [ident] = await this.db
+      .select({ id: identities.id, login: identities.login, kind: identities.kind, disabled: identities.disabled })
+      .from(identities)
+      .where(eq(identities.id, identityId));
+    let principal: Omit<Principal, 'via'> | null = null;
+    if (ident && !ident.disabled) {
+      const rs = await this.db
+        .select({ name: roles.name, grants: roles.grants })
+        .from(identityRoles)
+        .innerJoin(roles, eq(roles.id, identityRoles.roleId))
+        .where(eq(identityRoles.identityId, identityId));
+      principal = {
+        identityId: ident.id,
+        login: ident.login,
+        kind: ident.kind === 'service' ? 'service' : 'user',
+        roles: rs.map((r) => r.name).sort(),
+        grants: rs.flatMap((r) => r.grants as Grant[]),
+      };
+    }
+    this.#cache.set(identityId, { at: now, principal });
+    if (this.#cache.size > 10_000) this.#cache.clear();
+    return principal;
+  }
+
+  /** Identity ids holding any of the named roles (for invalidation after role edits). */
+  async identitiesWithRoles(names: string[]): Promise<number[]> {
+    if (!names.length) return [];
+    const rows = await this.db
+      .select({ id: identityRoles.identityId })
+      .from(identityRoles)
+      .innerJoin(roles, eq(roles.id, identityRoles.roleId))
+      .where(inArray(roles.name, names));
+    return rows.map((r) => r.id);
+  }
+}
+
+export interface AccessClaims {
+  sub: string;
+  login: string;
+  typ: 'access';
+}
+
+async function principalFromApiKey(
+  ctx: ApiContext,
+  loader: PrincipalLoader,
+  key: string,
+): Promise<Principal | null> {
+  const [row] = await ctx.store.db
+    .select({ id: apiKeys.id, identityId: apiKeys.identityId, expiresAt: apiKeys.expiresAt, revokedAt: apiKeys.revokedAt, lastUsedAt: apiKeys.lastUsedAt })
+    .from(apiKeys)
+    .where(eq(apiKeys.hash, sha256Hex(key)));
+  if (!row || row.revokedAt || (row.expiresAt && row.expiresAt.getTime() <= Date.now())) return null;
+  const p = await loader.load(row.identityId);
+  if (!p) return null;
+  // Record use at most once a minute per key: no write per request on a hot path.
+  if (!row.lastUsedAt || Date.now() - row.lastUsedAt.getTime() > 60_000) {
+    await ctx.store.db
+      .update(apiKeys)
+      .set({ lastUsedAt: new Date() })
+      .where(and(eq(apiKeys.id, row.id)))
+      .catch(() => {});
+  }
+  return { ...p, via: 'api_key' };
+}
+
+export function installAuth(app: FastifyInstance, ctx: ApiContext, loader: PrincipalLoader): void {
+  app.decorateRequest('principal', null);
+  app.addHook('onRequest', async (req: FastifyRequest) => {
+    const cfg = req.routeOptions.config;
+    if (cfg?.public || !req.routeOptions.url) return; // public route, or the not-found handler
+    req.principal = await authenticate(app, ctx, loader, req);
+    if (!req.principal) throw unauthorized();
+    const perm = cfg?.permission;
+    if (perm && !checkPermission(req.principal.grants, perm[0], perm[1])) {
+      void ctx.audit({
+        action: 'rbac.denied',
+        outcome: 'denied',
+        actor: req.principal.login,
+        resourceType: perm[0],
+        requestId: req.id,
+        ip: req.ip,
+        details: { permission: `${perm[0]}:${perm[1]}`, method: req.method, url: req.url },
+      });
+      throw forbidden(`'${req.principal.login}' lacks the '${perm[1]}' permission on ${perm[0]}`);
+    }
+  });
+}
+
+async function authenticate(
+  app: FastifyInstance,
+  ctx: ApiContext,
+  loader: PrincipalLoader,
+  req: FastifyRequest,
+): Promise<Principal | null> {
+  const header = req.headers.authorization;
+  const apiKeyHeader = req.headers['x-api-key'];
+  if (typeof apiKeyHeader === 'string' && apiKeyHeader) return principalFromApiKey(ctx, loader, apiKeyHeader);
+  if (!header) return null;
+  const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+  if (!m) throw unauthorized('Authorization header must be "Bearer <token>"');
+  const token = m[1]!;
+  if (token.startsWith(API_KEY_PREFIX)) return principalFromApiKey(ctx, loader, token);
+  let claims: AccessClaims;
+  try {
+    claims = app.jwt.verify<AccessClaims>(token);
+  } catch {
+    throw unauthorized('invalid or expired access token');
+  }
+  if (claims.typ !== 'access') throw unauthorized('not an access token');
+  const id = Number(claims.sub);
+  if (!Number.isSafeInteger(id)) throw unauthorized('invalid access token');
+  const p = await loader.load(id);
+  return p ? { ...p, via: 'jwt' } : null;
+}
+
+/** Throws 403 unless the request's principal holds the permission (for checks inside a handler). */
+export function requirePermission(req: FastifyRequest, resource: Resource, action: Action): Principal {
+  const p = req.principal;
+  if (!p) throw unauthorized();
+  if (!checkPermission(p.grants, resource, action))
+    throw forbidden(`'${p.login}' lacks the '${action}' permission on ${resource}`);
+  return p;
+}
+
+export const hasPermission = (req: FastifyRequest, resource: Resource, action: Action): boolean =>
+  !!req.principal && checkPermission(req.principal.grants, resource, action);

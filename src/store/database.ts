@@ -1,0 +1,98 @@
+/**
+ * The store: one drizzle database over either driver.
+ * - embedded: PGlite in `<dataDir>/db` (single connection, this process only — see data-dir-lock.ts)
+ * - server:   node-postgres pool on `ATTUNE_DATABASE_URL`
+ * Both run the same migrations and the same queries.
+ */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PGlite } from '@electric-sql/pglite';
+import type { ExtractTablesWithRelations } from 'drizzle-orm';
+import { drizzle as drizzleNodePg } from 'drizzle-orm/node-postgres';
+import { migrate as migrateNodePg } from 'drizzle-orm/node-postgres/migrator';
+import type { PgDatabase, PgQueryResultHKT, PgTransaction } from 'drizzle-orm/pg-core';
+import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
+import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
+import pg from 'pg';
+import { preparePgliteDataDir } from './pglite-template.ts';
+import * as schema from './schema.ts';
+
+export type Schema = typeof schema;
+/** A database handle or an open transaction: repositories accept either. */
+export type Db = PgDatabase<PgQueryResultHKT, Schema>;
+export type Tx = PgTransaction<PgQueryResultHKT, Schema, ExtractTablesWithRelations<Schema>>;
+
+export const MIGRATIONS_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
+
+export interface Store {
+  readonly kind: 'pglite' | 'postgres';
+  readonly db: Db;
+  /** Runs `fn` in one transaction; commits when it resolves, rolls back when it throws. */
+  transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
+  /** A cheap round trip, for health checks. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface OpenStoreOptions {
+  /** node-postgres connection string; unset = PGlite. */
+  databaseUrl?: string | undefined;
+  /** PGlite data directory; unset = in memory. */
+  pgliteDir?: string | undefined;
+  /** Pool size for node-postgres. */
+  poolSize?: number;
+}
+
+export async function openStore(opts: OpenStoreOptions): Promise<Store> {
+  if (opts.databaseUrl) return openPostgres(opts.databaseUrl, opts.poolSize ?? 10);
+  return openPglite(opts.pgliteDir);
+}
+
+async function openPglite(dir: string | undefined): Promise<Store> {
+  if (dir) await preparePgliteDataDir(dir);
+  const client = await PGlite.create(dir ? { dataDir: dir } : {});
+  const db = drizzlePglite({ client, schema });
+  await migratePglite(db, { migrationsFolder: MIGRATIONS_DIR });
+  return {
+    kind: 'pglite',
+    db: db as unknown as Db,
+    transaction: (fn) => db.transaction(fn as never) as never,
+    ping: async () => {
+      await client.query('select 1');
+    },
+    close: async () => {
+      if (!client.closed) await client.close();
+    },
+  };
+}
+
+async function openPostgres(url: string, max: number): Promise<Store> {
+  const pool = new pg.Pool({ connectionString: url, max });
+  // A broken idle connection must not crash the process; the pool replaces it.
+  pool.on('error', () => {});
+  const db = drizzleNodePg({ client: pool, schema });
+  await migrateWithLock(pool, () => migrateNodePg(db, { migrationsFolder: MIGRATIONS_DIR }));
+  return {
+    kind: 'postgres',
+    db: db as unknown as Db,
+    transaction: (fn) => db.transaction(fn as never) as never,
+    ping: async () => {
+      await pool.query('select 1');
+    },
+    close: async () => {
+      await pool.end();
+    },
+  };
+}
+
+/** Several processes may start at once against one server: migrations run under an advisory lock. */
+async function migrateWithLock(pool: pg.Pool, run: () => Promise<void>): Promise<void> {
+  const conn = await pool.connect();
+  try {
+    await conn.query('select pg_advisory_lock(727271)');
+    await run();
+  } finally {
+    await conn.query('select pg_advisory_unlock(727271)').catch(() => {});
+    conn.release();
+  }
+}
