@@ -57,7 +57,8 @@ function intOf(name: string, raw: string | undefined, dflt: number, min: number,
 
 /** Reads the configuration. `env` defaults to `process.env`; tests pass their own. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Config {
-  const file = env.ATTUNE_CONFIG ?? (fs.existsSync(path.join(cwd, 'attune.yaml')) ? 'attune.yaml' : undefined);
+  const file =
+    env.ATTUNE_CONFIG ?? (fs.existsSync(path.join(cwd, 'attune.yaml')) ? 'attune.yaml' : undefined);
   const fromFile: Record<string, string> = {};
   if (file) {
     let doc: unknown;

@@ -26,7 +26,9 @@ async function main(): Promise<void> {
       process.exit(1);
     }
     if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE') {
-      console.error(`attune: port ${config.port} on ${config.host} is in use; set ATTUNE_PORT to another port`);
+      console.error(
+        `attune: port ${config.port} on ${config.host} is in use; set ATTUNE_PORT to another port`,
+      );
       process.exit(1);
     }
     throw e;

@@ -47,16 +47,22 @@ export class AppError extends Error {
 
 export const validationError = (message: string, details?: unknown) =>
   new AppError('VALIDATION_ERROR', message, details);
-export const badRequest = (message: string, details?: unknown) => new AppError('BAD_REQUEST', message, details);
+export const badRequest = (message: string, details?: unknown) =>
+  new AppError('BAD_REQUEST', message, details);
 export const notFound = (what: string, id: string | number) =>
   new AppError('NOT_FOUND', `${what} '${id}' not found`, { resource: what, id });
 export const conflict = (message: string, details?: unknown) => new AppError('CONFLICT', message, details);
 export const unprocessable = (message: string, details?: unknown) =>
   new AppError('UNPROCESSABLE_ENTITY', message, details);
-export const forbidden = (message = 'You do not have permission to do this') => new AppError('FORBIDDEN', message);
+export const forbidden = (message = 'You do not have permission to do this') =>
+  new AppError('FORBIDDEN', message);
 export const unauthorized = (message = 'Authentication required') => new AppError('UNAUTHORIZED', message);
 export const tooManyRequests = (message: string, retryAfterSeconds?: number) =>
-  new AppError('TOO_MANY_REQUESTS', message, retryAfterSeconds === undefined ? undefined : { retry_after: retryAfterSeconds });
+  new AppError(
+    'TOO_MANY_REQUESTS',
+    message,
+    retryAfterSeconds === undefined ? undefined : { retry_after: retryAfterSeconds },
+  );
 
 /** One problem found in a file or document, e.g. while validating a pack or a workflow. */
 export interface Problem {

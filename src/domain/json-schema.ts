@@ -25,7 +25,8 @@ export interface SchemaIssue {
 const toIssues = (errs: ErrorObject[] | null | undefined): SchemaIssue[] =>
   (errs ?? []).map((e) => {
     let path = e.instancePath || '';
-    if (e.keyword === 'required') path += `/${String((e.params as { missingProperty?: string }).missingProperty)}`;
+    if (e.keyword === 'required')
+      path += `/${String((e.params as { missingProperty?: string }).missingProperty)}`;
     if (e.keyword === 'additionalProperties')
       path += `/${String((e.params as { additionalProperty?: string }).additionalProperty)}`;
     return { path: path || '/', message: e.message ?? 'invalid' };

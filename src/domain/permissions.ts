@@ -24,7 +24,16 @@ export const RESOURCES = [
 ] as const;
 export type Resource = (typeof RESOURCES)[number];
 
-export const ACTIONS = ['read', 'create', 'update', 'delete', 'execute', 'cancel', 'respond', 'decrypt'] as const;
+export const ACTIONS = [
+  'read',
+  'create',
+  'update',
+  'delete',
+  'execute',
+  'cancel',
+  'respond',
+  'decrypt',
+] as const;
 export type Action = (typeof ACTIONS)[number];
 
 export interface Grant {
@@ -35,40 +44,45 @@ export interface Grant {
 const DEFINITIONS: Resource[] = ['packs', 'actions', 'workflows', 'triggers', 'sensors', 'rules', 'webhooks'];
 const RUNTIME: Resource[] = ['events', 'enforcements', 'executions', 'inquiries', 'workers'];
 
-export const BUILTIN_ROLES: Record<'admin' | 'editor' | 'operator' | 'viewer', { description: string; grants: Grant[] }> =
-  {
-    admin: { description: 'Full access to everything', grants: [{ resource: '*', actions: ['*'] }] },
-    editor: {
-      description: 'Manages packs, actions, workflows, rules, triggers, sensors and keys; runs and responds',
-      grants: [
-        ...DEFINITIONS.map((resource) => ({ resource, actions: ['read', 'create', 'update', 'delete'] as Action[] })),
-        { resource: 'keys', actions: ['read', 'create', 'update', 'delete', 'decrypt'] },
-        { resource: 'events', actions: ['read', 'create'] },
-        { resource: 'enforcements', actions: ['read'] },
-        { resource: 'executions', actions: ['read', 'execute', 'cancel'] },
-        { resource: 'inquiries', actions: ['read', 'respond'] },
-        { resource: 'workers', actions: ['read'] },
-      ],
-    },
-    operator: {
-      description: 'Reads everything operational; runs actions, cancels executions and answers inquiries',
-      grants: [
-        ...DEFINITIONS.map((resource) => ({ resource, actions: ['read'] as Action[] })),
-        ...RUNTIME.map((resource) => ({ resource, actions: ['read'] as Action[] })),
-        { resource: 'keys', actions: ['read'] },
-        { resource: 'events', actions: ['read', 'create'] },
-        { resource: 'executions', actions: ['read', 'execute', 'cancel'] },
-        { resource: 'inquiries', actions: ['read', 'respond'] },
-      ],
-    },
-    viewer: {
-      description: 'Read-only access to definitions and runtime state',
-      grants: [...DEFINITIONS, ...RUNTIME, 'keys' as Resource].map((resource) => ({
+export const BUILTIN_ROLES: Record<
+  'admin' | 'editor' | 'operator' | 'viewer',
+  { description: string; grants: Grant[] }
+> = {
+  admin: { description: 'Full access to everything', grants: [{ resource: '*', actions: ['*'] }] },
+  editor: {
+    description: 'Manages packs, actions, workflows, rules, triggers, sensors and keys; runs and responds',
+    grants: [
+      ...DEFINITIONS.map((resource) => ({
         resource,
-        actions: ['read'] as Action[],
+        actions: ['read', 'create', 'update', 'delete'] as Action[],
       })),
-    },
-  };
+      { resource: 'keys', actions: ['read', 'create', 'update', 'delete', 'decrypt'] },
+      { resource: 'events', actions: ['read', 'create'] },
+      { resource: 'enforcements', actions: ['read'] },
+      { resource: 'executions', actions: ['read', 'execute', 'cancel'] },
+      { resource: 'inquiries', actions: ['read', 'respond'] },
+      { resource: 'workers', actions: ['read'] },
+    ],
+  },
+  operator: {
+    description: 'Reads everything operational; runs actions, cancels executions and answers inquiries',
+    grants: [
+      ...DEFINITIONS.map((resource) => ({ resource, actions: ['read'] as Action[] })),
+      ...RUNTIME.map((resource) => ({ resource, actions: ['read'] as Action[] })),
+      { resource: 'keys', actions: ['read'] },
+      { resource: 'events', actions: ['read', 'create'] },
+      { resource: 'executions', actions: ['read', 'execute', 'cancel'] },
+      { resource: 'inquiries', actions: ['read', 'respond'] },
+    ],
+  },
+  viewer: {
+    description: 'Read-only access to definitions and runtime state',
+    grants: [...DEFINITIONS, ...RUNTIME, 'keys' as Resource].map((resource) => ({
+      resource,
+      actions: ['read'] as Action[],
+    })),
+  },
+};
 
 export type BuiltinRole = keyof typeof BUILTIN_ROLES;
 export const BUILTIN_ROLE_NAMES = Object.keys(BUILTIN_ROLES) as BuiltinRole[];

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { eq, sql } from 'drizzle-orm';
-import { BUILTIN_ROLES, BUILTIN_ROLE_NAMES } from '../domain/permissions.ts';
+import { BUILTIN_ROLE_NAMES, BUILTIN_ROLES } from '../domain/permissions.ts';
 import { RUNNERS } from '../domain/runners.ts';
 import type { Store } from '../store/database.ts';
 import { identities, identityRoles, roles, runners } from '../store/schema.ts';
@@ -35,10 +35,16 @@ export async function bootstrap(
       });
   }
   for (const [ref, description] of Object.entries(RUNNERS)) {
-    await db.insert(runners).values({ ref, description }).onConflictDoUpdate({ target: runners.ref, set: { description } });
+    await db
+      .insert(runners)
+      .values({ ref, description })
+      .onConflictDoUpdate({ target: runners.ref, set: { description } });
   }
 
-  const [existing] = await db.select({ id: identities.id }).from(identities).where(eq(identities.login, 'admin'));
+  const [existing] = await db
+    .select({ id: identities.id })
+    .from(identities)
+    .where(eq(identities.login, 'admin'));
   if (existing) return { adminCreated: false };
 
   const generated = opts.adminPassword ? undefined : randomBytes(12).toString('base64url');

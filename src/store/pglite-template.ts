@@ -21,7 +21,10 @@ const projectRoot = path.resolve(here, '..', '..');
 function templateKey(): string {
   const h = createHash('sha256');
   const pkg = JSON.parse(
-    fs.readFileSync(path.join(projectRoot, 'node_modules', '@electric-sql', 'pglite', 'package.json'), 'utf8'),
+    fs.readFileSync(
+      path.join(projectRoot, 'node_modules', '@electric-sql', 'pglite', 'package.json'),
+      'utf8',
+    ),
   ) as { version: string };
   h.update(pkg.version);
   for (const f of fs.readdirSync(migrationsDir).sort()) {

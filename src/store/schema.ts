@@ -190,7 +190,10 @@ export const rules = pgTable(
     createdAt: created(),
     updatedAt: updated(),
   },
-  (t) => [index('rules_trigger_enabled_idx').on(t.triggerRef, t.enabled), index('rules_pack_idx').on(t.packId)],
+  (t) => [
+    index('rules_trigger_enabled_idx').on(t.triggerRef, t.enabled),
+    index('rules_pack_idx').on(t.packId),
+  ],
 );
 
 export const webhooks = pgTable('webhooks', {
@@ -239,7 +242,10 @@ export const events = pgTable(
     createdBy: text('created_by'),
     createdAt: created(),
   },
-  (t) => [index('events_trigger_idx').on(t.triggerRef, t.createdAt), index('events_created_idx').on(t.createdAt)],
+  (t) => [
+    index('events_trigger_idx').on(t.triggerRef, t.createdAt),
+    index('events_created_idx').on(t.createdAt),
+  ],
 );
 
 export const enforcements = pgTable(
@@ -431,7 +437,10 @@ export const keys = pgTable(
     createdAt: created(),
     updatedAt: updated(),
   },
-  (t) => [uniqueIndex('keys_scope_owner_name_uq').on(t.scope, t.owner, t.name), index('keys_expires_idx').on(t.expiresAt)],
+  (t) => [
+    uniqueIndex('keys_scope_owner_name_uq').on(t.scope, t.owner, t.name),
+    index('keys_expires_idx').on(t.expiresAt),
+  ],
 );
 
 export const identities = pgTable('identities', {

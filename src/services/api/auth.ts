@@ -82,7 +82,12 @@ export class PrincipalLoader {
     const now = Date.now();
     if (hit && now - hit.at < this.ttlMs) return hit.principal;
     const [ident] = await this.db
-      .select({ id: identities.id, login: identities.login, kind: identities.kind, disabled: identities.disabled })
+      .select({
+        id: identities.id,
+        login: identities.login,
+        kind: identities.kind,
+        disabled: identities.disabled,
+      })
       .from(identities)
       .where(eq(identities.id, identityId));
     let principal: Omit<Principal, 'via'> | null = null;
@@ -129,7 +134,13 @@ async function principalFromApiKey(
   key: string,
 ): Promise<Principal | null> {
   const [row] = await ctx.store.db
-    .select({ id: apiKeys.id, identityId: apiKeys.identityId, expiresAt: apiKeys.expiresAt, revokedAt: apiKeys.revokedAt, lastUsedAt: apiKeys.lastUsedAt })
+    .select({
+      id: apiKeys.id,
+      identityId: apiKeys.identityId,
+      expiresAt: apiKeys.expiresAt,
+      revokedAt: apiKeys.revokedAt,
+      lastUsedAt: apiKeys.lastUsedAt,
+    })
     .from(apiKeys)
     .where(eq(apiKeys.hash, sha256Hex(key)));
   if (!row || row.revokedAt || (row.expiresAt && row.expiresAt.getTime() <= Date.now())) return null;

@@ -19,7 +19,8 @@ function describeValidation(e: FastifyError): { message: string; details: unknow
     let path = v.instancePath ?? '';
     if (v.keyword === 'additionalProperties' && v.params?.additionalProperty)
       path = `${path}/${String(v.params.additionalProperty)}`;
-    if (v.keyword === 'required' && v.params?.missingProperty) path = `${path}/${String(v.params.missingProperty)}`;
+    if (v.keyword === 'required' && v.params?.missingProperty)
+      path = `${path}/${String(v.params.missingProperty)}`;
     return { in: where, path: path || '/', message: v.message ?? 'invalid', keyword: v.keyword };
   });
   const first = details[0];
@@ -70,7 +71,12 @@ function classify(err: unknown): { code: ErrorCode; message: string; details?: u
   return { code: 'INTERNAL_ERROR', message: 'internal error' };
 }
 
-export function sendError(reply: FastifyReply, code: ErrorCode, message: string, details?: unknown): FastifyReply {
+export function sendError(
+  reply: FastifyReply,
+  code: ErrorCode,
+  message: string,
+  details?: unknown,
+): FastifyReply {
   const body: { error: { code: string; message: string; details?: unknown } } = { error: { code, message } };
   if (details !== undefined) body.error.details = details;
   return reply.code(STATUS_OF[code]).type('application/json; charset=utf-8').send(body);

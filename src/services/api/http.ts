@@ -26,7 +26,8 @@ export const Pagination = Type.Object({
 });
 
 export const Data = <T extends TSchema>(item: T) => Type.Object({ data: item });
-export const List = <T extends TSchema>(item: T) => Type.Object({ data: Type.Array(item), pagination: Pagination });
+export const List = <T extends TSchema>(item: T) =>
+  Type.Object({ data: Type.Array(item), pagination: Pagination });
 
 /** A free-form JSON object (schemas, parameters, definitions). */
 export const JsonObject = Type.Record(Type.String(), Type.Unknown());
@@ -106,10 +107,12 @@ export function definitionFilters(
   if (q.pack) where.push(sql`${cols.packRef} = ${q.pack}`);
   if (q.search) {
     const pat = `%${likeEscape(q.search)}%`;
-    where.push(sql`(${sql.join(
-      cols.search.map((c) => sql`${c} ILIKE ${pat}`),
-      sql` OR `,
-    )})`);
+    where.push(
+      sql`(${sql.join(
+        cols.search.map((c) => sql`${c} ILIKE ${pat}`),
+        sql` OR `,
+      )})`,
+    );
   }
   return where;
 }

@@ -2,12 +2,18 @@
  * Builds the HTTP API: Fastify with schema-first routes, the uniform error body, authentication
  * on every non-public route, OpenAPI at /api-spec/openapi.json and Swagger UI at /docs (offline).
  */
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import fastifyJwt from '@fastify/jwt';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController, type RawServerDefault } from 'fastify';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  LogController,
+  type RawServerDefault,
+} from 'fastify';
 import { ACCESS_TOKEN_TTL_S, installAuth } from './auth.ts';
 import type { ApiContext } from './context.ts';
 import { installErrorHandling, sendError } from './errors.ts';
@@ -89,7 +95,11 @@ export async function buildApi(ctx: ApiContext, loggerInstance: FastifyBaseLogge
       },
       components: {
         securitySchemes: {
-          bearer: { type: 'http', scheme: 'bearer', description: 'Access token from POST /auth/login, or an API key' },
+          bearer: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'Access token from POST /auth/login, or an API key',
+          },
           apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
         },
       },
@@ -99,10 +109,8 @@ export async function buildApi(ctx: ApiContext, loggerInstance: FastifyBaseLogge
   });
   await app.register(fastifySwaggerUi, { routePrefix: '/docs', staticCSP: true });
 
-  app.get(
-    '/api-spec/openapi.json',
-    { config: { public: true }, schema: { hide: true } },
-    async () => app.swagger(),
+  app.get('/api-spec/openapi.json', { config: { public: true }, schema: { hide: true } }, async () =>
+    app.swagger(),
   );
 
   registerRoutes(app);

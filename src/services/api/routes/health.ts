@@ -2,7 +2,12 @@ import { Type } from 'typebox';
 import type { ApiApp } from '../server.ts';
 
 const PartState = Type.Object({
-  state: Type.Union([Type.Literal('starting'), Type.Literal('ok'), Type.Literal('degraded'), Type.Literal('down')]),
+  state: Type.Union([
+    Type.Literal('starting'),
+    Type.Literal('ok'),
+    Type.Literal('degraded'),
+    Type.Literal('down'),
+  ]),
   detail: Type.Optional(Type.String()),
 });
 const HealthBody = Type.Object({
@@ -20,7 +25,8 @@ export function registerHealthRoutes(app: ApiApp): void {
       schema: {
         tags: ['health'],
         summary: 'Readiness of the platform and the state of its parts',
-        description: '200 once the platform is ready to serve, 503 before (or when the database is unreachable).',
+        description:
+          '200 once the platform is ready to serve, 503 before (or when the database is unreachable).',
         security: [],
         response: { 200: HealthBody, 503: HealthBody },
       },

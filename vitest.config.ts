@@ -1,0 +1,25 @@
+import { defineConfig } from 'vitest/config';
+
+// Three projects: pure unit tests (no database), and the store/API suites run once per backend.
+const integration = ['test/api/**/*.test.ts', 'test/store/**/*.test.ts'];
+
+export default defineConfig({
+  test: {
+    pool: 'forks',
+    maxWorkers: 2,
+    testTimeout: 30_000,
+    hookTimeout: 60_000,
+    globalSetup: ['test/support/global-setup.ts'],
+    projects: [
+      { extends: true, test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
+      {
+        extends: true,
+        test: { name: 'pglite', include: integration, env: { ATTUNE_TEST_BACKEND: 'pglite' } },
+      },
+      {
+        extends: true,
+        test: { name: 'postgres', include: integration, env: { ATTUNE_TEST_BACKEND: 'postgres' } },
+      },
+    ],
+  },
+});
