@@ -12,6 +12,7 @@ import { registerExecutionRoutes } from './executions.ts';
 import { registerHealthRoutes } from './health.ts';
 import { registerIdentityRoutes } from './identities.ts';
 import { registerKeyRoutes } from './keys.ts';
+import { registerPackInstallRoutes } from './pack-install.ts';
 import { registerPackRoutes } from './packs.ts';
 import { registerRoleRoutes } from './roles.ts';
 import { registerRuleRoutes } from './rules.ts';
@@ -26,6 +27,7 @@ export function registerRoutes(app: ApiApp): void {
   registerRoleRoutes(app);
   registerApiKeyRoutes(app);
   registerPackRoutes(app);
+  registerPackInstallRoutes(app);
   registerActionRoutes(app);
   registerWorkflowRoutes(app);
   registerTriggerRoutes(app);
