@@ -8,13 +8,20 @@
 import { randomBytes } from 'node:crypto';
 import '@fastify/jwt';
 import { hash as argonHash, verify as argonVerify } from '@node-rs/argon2';
-import { and, eq, inArray } from 'drizzle-orm';
+import { and, eq, inArray, isNull } from 'drizzle-orm';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { forbidden, unauthorized } from '../../domain/errors.ts';
-import { type Action, checkPermission, type Grant, type Resource } from '../../domain/permissions.ts';
+import {
+  ACTIONS,
+  type Action,
+  checkPermission,
+  type Grant,
+  RESOURCES,
+  type Resource,
+} from '../../domain/permissions.ts';
 import { sha256Hex } from '../../security/crypto.ts';
 import type { Db } from '../../store/database.ts';
-import { apiKeys, identities, identityRoles, roles } from '../../store/schema.ts';
+import { apiKeys, identities, identityRoles, refreshTokens, roles } from '../../store/schema.ts';
 import type { ApiContext, Principal } from './context.ts';
 
 declare module 'fastify' {
@@ -23,6 +30,11 @@ declare module 'fastify' {
     public?: boolean;
     /** The grant the caller needs. Unset on a non-public route = any authenticated caller. */
     permission?: [Resource, Action];
+    /**
+     * Declares a route without `permission` on purpose: any authenticated caller may use it, and
+     * the handler limits it to the caller's own things (their session, password, API keys).
+     */
+    selfService?: boolean;
   }
   interface FastifyRequest {
     principal: Principal | null;
@@ -218,3 +230,35 @@ export function requirePermission(req: FastifyRequest, resource: Resource, actio
 
 export const hasPermission = (req: FastifyRequest, resource: Resource, action: Action): boolean =>
   !!req.principal && checkPermission(req.principal.grants, resource, action);
+
+/** Every `resource:action` pair the grants allow, as `{resource: [actions]}` (wildcards expanded). */
+export function effectivePermissions(grants: readonly Grant[]): Partial<Record<Resource, Action[]>> {
+  const out: Partial<Record<Resource, Action[]>> = {};
+  for (const r of RESOURCES) {
+    const acts = ACTIONS.filter((a) => checkPermission(grants, r, a));
+    if (acts.length) out[r] = acts;
+  }
+  return out;
+}
+
+/**
+ * The `resource:action` pairs that `wanted` allows and `held` does not. Used so that nobody can
+ * hand out (through a role, a role assignment or an API key) more than they hold themselves.
+ */
+export function grantsNotCovered(held: readonly Grant[], wanted: readonly Grant[]): string[] {
+  const missing: string[] = [];
+  for (const [r, acts] of Object.entries(effectivePermissions(wanted)) as [Resource, Action[]][]) {
+    for (const a of acts) if (!checkPermission(held, r, a)) missing.push(`${r}:${a}`);
+  }
+  return missing;
+}
+
+/** Revokes every live refresh token of an identity (logout everywhere, password change, disable). */
+export async function revokeRefreshTokens(db: Db, identityId: number): Promise<number> {
+  const rows = await db
+    .update(refreshTokens)
+    .set({ revokedAt: new Date() })
+    .where(and(eq(refreshTokens.identityId, identityId), isNull(refreshTokens.revokedAt)))
+    .returning({ id: refreshTokens.id });
+  return rows.length;
+}

@@ -2,7 +2,7 @@
  * Helpers shared by the routes of pack-owned definitions (actions, workflows, triggers, sensors,
  * rules): pack lookup, ref checks, JSON-Schema checks and the common list query.
  */
-import { and, count, desc, eq, type SQL } from 'drizzle-orm';
+import { and, count, desc, eq, inArray, type SQL } from 'drizzle-orm';
 import type { PgColumn, PgTable } from 'drizzle-orm/pg-core';
 import { notFound, validationError } from '../../domain/errors.ts';
 import { schemaProblems } from '../../domain/json-schema.ts';
@@ -73,4 +73,58 @@ export async function listDefinitions<Row>(
     total: total?.n ?? 0,
     body: <T>(map: (r: Row) => T) => listBody((rows as Row[]).map(map), page, total?.n ?? 0),
   };
+}
+
+/**
+ * Throws a 400 unless `doc` (when present) is a valid JSON Schema describing an object: parameters
+ * always arrive as one JSON object, so `type`, when given, must be (or include) `object`.
+ */
+export function assertParamSchema(field: string, doc: unknown): void {
+  assertJsonSchema(field, doc);
+  if (doc === undefined || doc === null) return;
+  const type = (doc as Record<string, unknown>).type;
+  if (type === undefined) return;
+  const ok = type === 'object' || (Array.isArray(type) && type.includes('object'));
+  if (!ok)
+    throw validationError(`${field} must describe an object (its "type" must be "object")`, {
+      field,
+      type,
+    });
+}
+
+/** Runners whose `entry_point` names a script file inside the pack. */
+export const SCRIPT_RUNNERS: readonly string[] = ['local-shell-script', 'python-script', 'node-script'];
+
+/**
+ * For script runners, `entry_point` is required and must be a relative path that stays inside the
+ * pack (no absolute path, no `..` segment, no backslash, no NUL). Throws a 400 otherwise.
+ */
+export function assertEntryPoint(runner: string, entryPoint: string | undefined): void {
+  if (!SCRIPT_RUNNERS.includes(runner)) return;
+  const ep = entryPoint ?? '';
+  const bad = (why: string) =>
+    validationError(`entry_point ${why} (runner '${runner}' runs a script file of the pack)`, {
+      field: 'entry_point',
+      entry_point: ep,
+    });
+  if (!ep.trim()) throw bad('is required');
+  if (ep.startsWith('/') || /^[A-Za-z]:/.test(ep)) throw bad('must be a path relative to the pack');
+  if (ep.includes('\\') || ep.includes('\0')) throw bad('must not contain backslashes or NUL characters');
+  if (ep.split('/').some((seg) => seg === '..')) throw bad("must not contain '..' segments");
+}
+
+/** The distinct refs among `refs` that have no row in `table` (matched on its `ref` column). */
+export async function missingRefs(
+  db: Db,
+  table: PgTable & { ref: PgColumn },
+  refs: readonly string[],
+): Promise<string[]> {
+  const wanted = [...new Set(refs)];
+  if (!wanted.length) return [];
+  const rows = (await db
+    .select({ ref: table.ref })
+    .from(table)
+    .where(inArray(table.ref, wanted))) as { ref: string }[];
+  const have = new Set(rows.map((r) => r.ref));
+  return wanted.filter((r) => !have.has(r));
 }

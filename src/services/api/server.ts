@@ -34,6 +34,8 @@ export interface RouteInfo {
   url: string;
   public: boolean;
   permission?: [string, string];
+  /** Any authenticated caller; the handler limits it to the caller's own things. */
+  selfService?: boolean;
 }
 
 declare module 'fastify' {
@@ -68,6 +70,7 @@ export async function buildApi(ctx: ApiContext, loggerInstance: FastifyBaseLogge
       if (m === 'HEAD') continue;
       const info: RouteInfo = { method: m, url: r.url, public: !!r.config?.public };
       if (r.config?.permission) info.permission = r.config.permission;
+      if (r.config?.selfService) info.selfService = true;
       app.routeTable.push(info);
     }
   });
