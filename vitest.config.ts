@@ -12,6 +12,7 @@ export default defineConfig({
     globalSetup: ['test/support/global-setup.ts'],
     projects: [
       { extends: true, test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
+      { extends: true, test: { name: 'e2e', include: ['test/e2e/**/*.test.ts'] } },
       {
         extends: true,
         test: { name: 'pglite', include: integration, env: { ATTUNE_TEST_BACKEND: 'pglite' } },

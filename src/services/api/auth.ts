@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import '@fastify/jwt';
 import { hash as argonHash, verify as argonVerify } from '@node-rs/argon2';
-import { and, eq, inArray, isNull } from 'drizzle-orm';
+import { and, eq, inArray } from 'drizzle-orm';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { forbidden, unauthorized } from '../../domain/errors.ts';
 import {
@@ -253,12 +253,15 @@ export function grantsNotCovered(held: readonly Grant[], wanted: readonly Grant[
   return missing;
 }
 
-/** Revokes every live refresh token of an identity (logout everywhere, password change, disable). */
+/**
+ * Ends every session of an identity (logout everywhere, password change, disable) by deleting its
+ * refresh tokens. Deleted, not marked: a revoked row means "rotated", and presenting a rotated
+ * token again is treated as theft (see POST /auth/refresh).
+ */
 export async function revokeRefreshTokens(db: Db, identityId: number): Promise<number> {
   const rows = await db
-    .update(refreshTokens)
-    .set({ revokedAt: new Date() })
-    .where(and(eq(refreshTokens.identityId, identityId), isNull(refreshTokens.revokedAt)))
+    .delete(refreshTokens)
+    .where(eq(refreshTokens.identityId, identityId))
     .returning({ id: refreshTokens.id });
   return rows.length;
 }

@@ -5,6 +5,7 @@
 import { type SQL, sql } from 'drizzle-orm';
 import type { PgColumn } from 'drizzle-orm/pg-core';
 import { type Static, type TSchema, Type } from 'typebox';
+import { validationError } from '../../domain/errors.ts';
 import { NAME_PATTERN, REF_PATTERN } from '../../domain/refs.ts';
 
 export const ErrorBody = Type.Object(
@@ -119,3 +120,65 @@ export function definitionFilters(
 
 /** ISO string of a Date, or null. */
 export const iso = (d: Date | null | undefined): string | null => (d ? d.toISOString() : null);
+
+/** `since` (inclusive) and `until` (exclusive) bounds on a creation time, for runtime listings. */
+export const TimeRangeQuery = {
+  since: Type.Optional(
+    Type.String({
+      maxLength: 64,
+      description: 'Created at or after this time (ISO 8601 date or date-time; UTC when no zone is given)',
+    }),
+  ),
+  until: Type.Optional(
+    Type.String({
+      maxLength: 64,
+      description: 'Created before this time (ISO 8601 date or date-time; UTC when no zone is given)',
+    }),
+  ),
+};
+
+const ISO_TIME =
+  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$/i;
+
+/** A strict ISO 8601 date or date-time as an instant; `undefined` when it is not one (or not a real date). */
+export function parseIsoTime(s: string): Date | undefined {
+  const m = ISO_TIME.exec(s.trim());
+  if (!m) return undefined;
+  const [year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0] = m
+    .slice(1, 7)
+    .map((x) => Number(x ?? 0));
+  if (month < 1 || month > 12 || day < 1) return undefined;
+  if (day > new Date(Date.UTC(year, month, 0)).getUTCDate()) return undefined;
+  if (hour > 23 || minute > 59 || second > 59) return undefined;
+  let text = s.trim().replace(' ', 'T');
+  if (m[4] === undefined) text += 'T00:00:00Z';
+  else if (m[7] === undefined) text += 'Z';
+  const t = Date.parse(text);
+  return Number.isNaN(t) ? undefined : new Date(t);
+}
+
+/** The SQL conditions for `since`/`until` on `col`; 400 for an unreadable time or an empty range. */
+export function timeRangeFilters(q: { since?: string | undefined; until?: string | undefined }, col: PgColumn): SQL[] {
+  const where: SQL[] = [];
+  const bound = (name: 'since' | 'until'): Date | undefined => {
+    const raw = q[name];
+    if (raw === undefined) return undefined;
+    const d = parseIsoTime(raw);
+    if (!d)
+      throw validationError(`querystring.${name} is not an ISO 8601 date or date-time: '${raw}'`, {
+        in: 'querystring',
+        path: `/${name}`,
+      });
+    return d;
+  };
+  const since = bound('since');
+  const until = bound('until');
+  if (since && until && since.getTime() > until.getTime())
+    throw validationError('querystring.since is after querystring.until', {
+      since: since.toISOString(),
+      until: until.toISOString(),
+    });
+  if (since) where.push(sql`${col} >= ${since.toISOString()}::timestamptz`);
+  if (until) where.push(sql`${col} < ${until.toISOString()}::timestamptz`);
+  return where;
+}
