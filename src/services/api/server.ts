@@ -65,6 +65,14 @@ export async function buildApi(ctx: ApiContext, loggerInstance: FastifyBaseLogge
     if (r.url.startsWith('/docs')) {
       r.config = { ...(r.config ?? {}), public: true };
     }
+    // Document the refusals every protected route can answer, so no route has to repeat them.
+    if (!r.config?.public && r.schema) {
+      const response = { ...((r.schema.response as Record<string, unknown> | undefined) ?? {}) };
+      response[401] ??= { $ref: 'ErrorBody#', description: 'Not authenticated' };
+      if (r.config?.permission) response[403] ??= { $ref: 'ErrorBody#', description: 'Not permitted' };
+      response[503] ??= { $ref: 'ErrorBody#', description: 'Starting or shutting down' };
+      r.schema = { ...r.schema, response };
+    }
     const methods = Array.isArray(r.method) ? r.method : [r.method];
     for (const m of methods) {
       if (m === 'HEAD') continue;
