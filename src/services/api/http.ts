@@ -137,12 +137,14 @@ export const TimeRangeQuery = {
   ),
 };
 
+// date, then optionally time (seconds and fraction optional) and zone. A space as the zone's sign is
+// a `+` that came through a query string unencoded.
 const ISO_TIME =
-  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})?)?$/i;
+  /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(\.\d{1,9})?)?(Z|([+\- ])(\d{2}):?(\d{2}))?)?$/i;
 
 /** A strict ISO 8601 date or date-time as an instant; `undefined` when it is not one (or not a real date). */
 export function parseIsoTime(s: string): Date | undefined {
-  const m = ISO_TIME.exec(s.trim());
+  const m = ISO_TIME.exec(s);
   if (!m) return undefined;
   const [year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0] = m
     .slice(1, 7)
@@ -150,15 +152,19 @@ export function parseIsoTime(s: string): Date | undefined {
   if (month < 1 || month > 12 || day < 1) return undefined;
   if (day > new Date(Date.UTC(year, month, 0)).getUTCDate()) return undefined;
   if (hour > 23 || minute > 59 || second > 59) return undefined;
-  let text = s.trim().replace(' ', 'T');
-  if (m[4] === undefined) text += 'T00:00:00Z';
-  else if (m[7] === undefined) text += 'Z';
-  const t = Date.parse(text);
+  const pad = (n: number) => String(n).padStart(2, '0');
+  const zone = m[9] ? `${m[9] === '-' ? '-' : '+'}${m[10]}:${m[11]}` : 'Z';
+  if (m[9] && (Number(m[10]) > 23 || Number(m[11]) > 59)) return undefined;
+  const frac = (m[7] ?? '').slice(0, 4); // milliseconds are all a Date keeps
+  const t = Date.parse(`${m[1]}-${m[2]}-${m[3]}T${pad(hour)}:${pad(minute)}:${pad(second)}${frac}${zone}`);
   return Number.isNaN(t) ? undefined : new Date(t);
 }
 
 /** The SQL conditions for `since`/`until` on `col`; 400 for an unreadable time or an empty range. */
-export function timeRangeFilters(q: { since?: string | undefined; until?: string | undefined }, col: PgColumn): SQL[] {
+export function timeRangeFilters(
+  q: { since?: string | undefined; until?: string | undefined },
+  col: PgColumn,
+): SQL[] {
   const where: SQL[] = [];
   const bound = (name: 'since' | 'until'): Date | undefined => {
     const raw = q[name];

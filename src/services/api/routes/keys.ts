@@ -10,8 +10,9 @@
  * key; listings never show it). Every disclosure of a plaintext is audited as `key.decrypt`, and
  * every change as `key.create`/`key.update`/`key.delete`; audit entries never hold values.
  */
-import type { FastifyRequest } from 'fastify';
+
 import { eq } from 'drizzle-orm';
+import type { FastifyRequest } from 'fastify';
 import { type Static, Type } from 'typebox';
 import { AppError, conflict, forbidden, notFound, validationError } from '../../../domain/errors.ts';
 import type { Db } from '../../../store/database.ts';
@@ -100,7 +101,7 @@ const CreateKey = Type.Object(
     scope: Type.Optional(Scope),
     owner: Type.Optional(Owner),
   },
-  { additionalProperties: false, required: ['name', 'value'] },
+  { additionalProperties: false },
 );
 const UpdateKey = Type.Object(
   {
@@ -116,7 +117,7 @@ const tags = ['keys'];
 const err = { $ref: 'ErrorBody#' };
 const errors = { 400: err, 404: err };
 
-const describe = (id: KeyId) => ({
+const keyDetails = (id: KeyId) => ({
   name: id.name,
   scope: id.scope,
   ...(id.scope === 'user' && { owner: id.owner }),
@@ -168,7 +169,7 @@ export function registerKeyRoutes(app: ApiApp): void {
       resourceRef: id.name,
       requestId: req.id,
       ip: req.ip,
-      details: { ...describe(id), ...details },
+      details: { ...keyDetails(id), ...details },
     });
 
   /** Housekeeping after a write; a failure here must not fail the write. */
@@ -178,7 +179,7 @@ export function registerKeyRoutes(app: ApiApp): void {
     new AppError(
       'NOT_FOUND',
       id.scope === 'user' ? `key '${id.name}' of user '${id.owner}' not found` : `key '${id.name}' not found`,
-      { resource: 'key', ...describe(id) },
+      { resource: 'key', ...keyDetails(id) },
     );
 
   /** A user-scope key may only be created for an identity that exists. */
@@ -300,7 +301,7 @@ export function registerKeyRoutes(app: ApiApp): void {
           id.scope === 'user'
             ? `key '${id.name}' already exists for user '${id.owner}'`
             : `key '${id.name}' already exists`,
-          describe(id),
+          keyDetails(id),
         );
       await audit(req, 'key.create', id, { encrypted: row.encrypted });
       await sweep();
@@ -332,7 +333,7 @@ export function registerKeyRoutes(app: ApiApp): void {
       const id = { ...addressOf(req, req.query.scope, req.query.owner), name: req.params.name };
       const outcome = await app.ctx.store.transaction(async (tx) => {
         const cur = await keyStore.find(id, tx);
-        if (cur && cur.encrypted && b.encrypted === false && b.value === undefined)
+        if (cur?.encrypted && b.encrypted === false && b.value === undefined)
           requirePermission(req, 'keys', 'decrypt');
         const updated = await keyStore.update(
           id,
@@ -344,7 +345,8 @@ export function registerKeyRoutes(app: ApiApp): void {
           },
           tx,
         );
-        if (updated) return { row: updated, created: false, decrypted: !!cur?.encrypted && !updated.encrypted };
+        if (updated)
+          return { row: updated, created: false, decrypted: !!cur?.encrypted && !updated.encrypted };
         if (b.value === undefined) throw notFoundKey(id);
         requirePermission(req, 'keys', 'create');
         await assertOwnerExists(req, id, tx);
@@ -358,7 +360,7 @@ export function registerKeyRoutes(app: ApiApp): void {
           },
           tx,
         );
-        if (!created) throw conflict(`key '${id.name}' was created concurrently; try again`, describe(id));
+        if (!created) throw conflict(`key '${id.name}' was created concurrently; try again`, keyDetails(id));
         return { row: created, created: true, decrypted: false };
       });
       if (outcome.decrypted && b.value === undefined)
