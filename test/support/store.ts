@@ -1,0 +1,30 @@
+/** A fresh, migrated store on the backend under test (no HTTP server). */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { openStore, type Store } from '../../src/store/database.ts';
+import { BACKEND } from './backend.ts';
+import { createTestDatabase } from './postgres.ts';
+
+export async function openTestStore(): Promise<{ store: Store; close: () => Promise<void> }> {
+  if (BACKEND === 'postgres') {
+    const db = await createTestDatabase();
+    const store = await openStore({ databaseUrl: db.url, poolSize: 4 });
+    return {
+      store,
+      close: async () => {
+        await store.close();
+        await db.drop();
+      },
+    };
+  }
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'attune-store-'));
+  const store = await openStore({ pgliteDir: path.join(dir, 'db') });
+  return {
+    store,
+    close: async () => {
+      await store.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
