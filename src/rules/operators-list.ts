@@ -152,14 +152,18 @@ function checkCriterion(key: string, value: unknown, at: string, depth: number, 
         message: `search needs condition ${SEARCH_CONDITIONS.join('|')}`,
       });
     if (!isObject(pattern) || !Object.keys(pattern).length) {
-      out.push({ path: pAt, message: 'a search pattern maps item paths to criteria, e.g. {"item.name": {…}}' });
+      out.push({
+        path: pAt,
+        message: 'a search pattern maps item paths to criteria, e.g. {"item.name": {…}}',
+      });
       return;
     }
     if (depth >= MAX_DEPTH) {
       out.push({ path: pAt, message: `search criteria nest at most ${MAX_DEPTH} deep` });
       return;
     }
-    for (const [k, v] of Object.entries(pattern)) checkCriterion(k, v, `${pAt}/${pointerEscape(k)}`, depth + 1, out);
+    for (const [k, v] of Object.entries(pattern))
+      checkCriterion(k, v, `${pAt}/${pointerEscape(k)}`, depth + 1, out);
     return;
   }
   if (STRING_PATTERN.includes(op) && typeof pattern !== 'string') {

@@ -121,10 +121,9 @@ export async function missingRefs(
 ): Promise<string[]> {
   const wanted = [...new Set(refs)];
   if (!wanted.length) return [];
-  const rows = (await db
-    .select({ ref: table.ref })
-    .from(table)
-    .where(inArray(table.ref, wanted))) as { ref: string }[];
+  const rows = (await db.select({ ref: table.ref }).from(table).where(inArray(table.ref, wanted))) as {
+    ref: string;
+  }[];
   const have = new Set(rows.map((r) => r.ref));
   return wanted.filter((r) => !have.has(r));
 }

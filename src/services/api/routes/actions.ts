@@ -162,14 +162,15 @@ const cols = {
 };
 const tags = ['actions'];
 const E = { $ref: 'ErrorBody#' };
-const readErrors = { 400: E, 401: E, 403: E, 404: E };
+const readErrors = { 400: E, 404: E };
 const writeErrors = { ...readErrors, 409: E };
 
 const useWorkflows = (ref: string) =>
-  conflict(
-    `'${ref}' is a workflow action; create, change and delete workflows through /api/v1/workflows`,
-    { ref, runner: 'workflow', use: '/api/v1/workflows' },
-  );
+  conflict(`'${ref}' is a workflow action; create, change and delete workflows through /api/v1/workflows`, {
+    ref,
+    runner: 'workflow',
+    use: '/api/v1/workflows',
+  });
 
 /** Checks the fields of an action as they will be after the write (400 on the first problem). */
 function checkAction(a: {
@@ -184,7 +185,7 @@ function checkAction(a: {
   if (!(RUNNER_REFS as readonly string[]).includes(a.runner))
     throw validationError(
       `unknown runner '${a.runner}'; expected one of ${RUNNER_REFS.filter((r) => r !== 'workflow').join(', ')}`,
-      { field: 'runner', runner: a.runner, allowed: RUNNER_REFS },
+      { field: 'runner', runner: a.runner, allowed: RUNNER_REFS.filter((r) => r !== 'workflow') },
     );
   assertEntryPoint(a.runner, a.entryPoint);
   const rp = a.retryPolicy;

@@ -1,5 +1,370 @@
+/**
+ * Rules: `/api/v1/rules`. A rule belongs to a pack and says: when an event of `trigger_ref` matches
+ * `criteria`, run `action_ref` with `action_params` (templates over the event).
+ */
+import { eq, sql } from 'drizzle-orm';
+import { type Static, Type } from 'typebox';
+import { conflict, notFound, type Problem, unprocessable, validationError } from '../../../domain/errors.ts';
+import { validateAgainst } from '../../../domain/json-schema.ts';
+import { CRITERIA_OPERATORS, criteriaProblems, SEARCH_CONDITIONS } from '../../../rules/operators-list.ts';
+import type { Db } from '../../../store/database.ts';
+import { actions, rules, triggers } from '../../../store/schema.ts';
+import { listDefinitions, packForRef, requirePack } from '../definitions.ts';
+import {
+  Data,
+  DefinitionListQuery,
+  iso,
+  JsonObject,
+  List,
+  Ref,
+  RefParams,
+  Tags,
+  Timestamp,
+} from '../http.ts';
 import type { ApiApp } from '../server.ts';
 
-export function registerRuleRoutes(_app: ApiApp): void {
-  // TODO(owner of this module): routes
+const Criteria = Type.Record(Type.String(), Type.Unknown(), {
+  description:
+    'Conditions that must all hold. Keys are dotted paths into the event ("trigger.severity", ' +
+    '"payload.items.0.name") mapping to `{type, pattern}` where type is one of ' +
+    `${CRITERIA_OPERATORS.join(', ')} (\`search\` also takes \`condition\`: ${SEARCH_CONDITIONS.join('|')} ` +
+    'and a pattern of item criteria); the optional key `expression` holds a "{{ … }}" template for ' +
+    'anything else (OR, arithmetic).',
+});
+
+const Rule = Type.Object({
+  id: Type.Integer(),
+  ref: Type.String(),
+  pack_ref: Type.String(),
+  name: Type.String(),
+  label: Type.String(),
+  description: Type.String(),
+  trigger_ref: Type.String(),
+  trigger_params: JsonObject,
+  criteria: JsonObject,
+  action_ref: Type.String(),
+  action_params: JsonObject,
+  tags: Type.Array(Type.String()),
+  enabled: Type.Boolean(),
+  owner_login: Type.Union([Type.String(), Type.Null()]),
+  created_at: Timestamp,
+  updated_at: Timestamp,
+});
+
+const writable = {
+  label: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+  description: Type.Optional(Type.String({ maxLength: 10_000 })),
+  trigger_ref: Type.Optional(Ref),
+  trigger_params: Type.Optional(
+    Type.Record(Type.String(), Type.Unknown(), {
+      description: "Parameters of the trigger (validated against the trigger's param_schema)",
+    }),
+  ),
+  criteria: Type.Optional(Criteria),
+  action_ref: Type.Optional(Ref),
+  action_params: Type.Optional(
+    Type.Record(Type.String(), Type.Unknown(), {
+      description: 'Parameters of the action; values may be templates ("{{ trigger.host }}")',
+    }),
+  ),
+  tags: Type.Optional(Tags),
+  enabled: Type.Optional(Type.Boolean()),
+};
+const CreateRule = Type.Object(
+  {
+    ref: Ref,
+    pack_ref: Type.Optional(Type.String({ maxLength: 100 })),
+    ...writable,
+    trigger_ref: Ref,
+    action_ref: Ref,
+  },
+  { additionalProperties: false },
+);
+const UpdateRule = Type.Object(writable, { additionalProperties: false, minProperties: 1 });
+
+const RuleListQuery = Type.Object(
+  {
+    ...DefinitionListQuery.properties,
+    trigger: Type.Optional(Type.String({ maxLength: 300, description: 'only rules of this trigger' })),
+    action: Type.Optional(Type.String({ maxLength: 300, description: 'only rules running this action' })),
+  },
+  { additionalProperties: false },
+);
+
+type Row = typeof rules.$inferSelect;
+export const ruleToApi = (r: Row): Static<typeof Rule> => ({
+  id: r.id,
+  ref: r.ref,
+  pack_ref: r.packRef,
+  name: r.name,
+  label: r.label,
+  description: r.description,
+  trigger_ref: r.triggerRef,
+  trigger_params: r.triggerParams,
+  criteria: r.criteria,
+  action_ref: r.actionRef,
+  action_params: r.actionParams,
+  tags: r.tags,
+  enabled: r.enabled,
+  owner_login: r.ownerLogin ?? null,
+  created_at: iso(r.createdAt)!,
+  updated_at: iso(r.updatedAt)!,
+});
+
+const cols = {
+  id: rules.id,
+  tags: rules.tags,
+  enabled: rules.enabled,
+  packRef: rules.packRef,
+  search: [rules.ref, rules.label, rules.description],
+};
+const tags = ['rules'];
+const E = { $ref: 'ErrorBody#' };
+const readErrors = { 400: E, 404: E };
+const writeErrors = { ...readErrors, 409: E, 422: E };
+
+function assertCriteria(criteria: Record<string, unknown> | undefined): void {
+  if (criteria === undefined) return;
+  const problems = criteriaProblems(criteria);
+  if (problems.length)
+    throw validationError(
+      `criteria${problems[0]!.path === '/' ? '' : ` at ${problems[0]!.path}`}: ${problems[0]!.message}`,
+      {
+        field: 'criteria',
+        problems,
+      },
+    );
+}
+
+/**
+ * The trigger and the action must exist (422 naming what is missing); `trigger_params` must satisfy
+ * the trigger's param_schema when it has one (400 with the problems).
+ */
+async function checkReferences(
+  db: Db,
+  triggerRef: string,
+  actionRef: string,
+  triggerParams: Record<string, unknown>,
+): Promise<void> {
+  const [[trigger], [action]] = await Promise.all([
+    db.select({ paramSchema: triggers.paramSchema }).from(triggers).where(eq(triggers.ref, triggerRef)),
+    db.select({ id: actions.id }).from(actions).where(eq(actions.ref, actionRef)),
+  ]);
+  const missing: Problem[] = [];
+  if (!trigger)
+    missing.push({ path: '/trigger_ref', message: `trigger type '${triggerRef}' does not exist` });
+  if (!action) missing.push({ path: '/action_ref', message: `action '${actionRef}' does not exist` });
+  if (missing.length)
+    throw unprocessable(missing.map((m) => m.message).join('; '), {
+      problems: missing,
+      ...(!trigger && { trigger_ref: triggerRef }),
+      ...(!action && { action_ref: actionRef }),
+    });
+  const schema = trigger!.paramSchema;
+  if (schema) {
+    const problems = validateAgainst(schema, structuredClone(triggerParams));
+    if (problems.length)
+      throw validationError(
+        `trigger_params do not fit trigger '${triggerRef}': ${problems[0]!.path} ${problems[0]!.message}`,
+        { field: 'trigger_params', trigger_ref: triggerRef, problems },
+      );
+  }
+}
+
+export function registerRuleRoutes(app: ApiApp): void {
+  const db = () => app.ctx.store.db;
+  const list = (q: Static<typeof RuleListQuery>) => {
+    const extra = [];
+    if (q.trigger) extra.push(eq(rules.triggerRef, q.trigger));
+    if (q.action) extra.push(eq(rules.actionRef, q.action));
+    return listDefinitions<Row>(db(), rules, cols, q, extra);
+  };
+
+  app.get(
+    '/api/v1/rules',
+    {
+      config: { permission: ['rules', 'read'] },
+      schema: {
+        tags,
+        summary: 'List rules',
+        description:
+          'Filters: `tags` (comma-separated, matches any), `enabled`, `search` (ref, label, description), ' +
+          '`pack`, `trigger`, `action`. Newest first.',
+        querystring: RuleListQuery,
+        response: { 200: List(Rule), ...readErrors },
+      },
+    },
+    async (req) => (await list(req.query)).body(ruleToApi),
+  );
+
+  app.get(
+    '/api/v1/packs/:ref/rules',
+    {
+      config: { permission: ['rules', 'read'] },
+      schema: {
+        tags,
+        summary: "List a pack's rules",
+        params: RefParams,
+        querystring: RuleListQuery,
+        response: { 200: List(Rule), ...readErrors },
+      },
+    },
+    async (req) => {
+      await requirePack(db(), req.params.ref);
+      return (await list({ ...req.query, pack: req.params.ref })).body(ruleToApi);
+    },
+  );
+
+  app.get(
+    '/api/v1/rules/:ref',
+    {
+      config: { permission: ['rules', 'read'] },
+      schema: {
+        tags,
+        summary: 'Get a rule',
+        params: RefParams,
+        response: { 200: Data(Rule), ...readErrors },
+      },
+    },
+    async (req) => {
+      const [r] = await db().select().from(rules).where(eq(rules.ref, req.params.ref));
+      if (!r) throw notFound('rule', req.params.ref);
+      return { data: ruleToApi(r) };
+    },
+  );
+
+  app.post(
+    '/api/v1/rules',
+    {
+      config: { permission: ['rules', 'create'] },
+      schema: {
+        tags,
+        summary: 'Create a rule',
+        description:
+          'The trigger and the action must exist (422); `trigger_params` must fit the trigger (400).',
+        body: CreateRule,
+        response: { 201: Data(Rule), ...writeErrors },
+      },
+    },
+    async (req, reply) => {
+      const b = req.body;
+      assertCriteria(b.criteria);
+      const pack = await packForRef(db(), b.ref, b.pack_ref);
+      await checkReferences(db(), b.trigger_ref, b.action_ref, b.trigger_params ?? {});
+      const [r] = await db()
+        .insert(rules)
+        .values({
+          ref: b.ref,
+          packId: pack.id,
+          packRef: pack.ref,
+          name: pack.name,
+          label: b.label ?? pack.name,
+          description: b.description ?? '',
+          triggerRef: b.trigger_ref,
+          triggerParams: b.trigger_params ?? {},
+          criteria: b.criteria ?? {},
+          actionRef: b.action_ref,
+          actionParams: b.action_params ?? {},
+          tags: b.tags ?? [],
+          enabled: b.enabled ?? true,
+          ownerLogin: req.principal?.login ?? null,
+        })
+        .onConflictDoNothing()
+        .returning();
+      if (!r) throw conflict(`rule '${b.ref}' already exists`, { ref: b.ref });
+      return reply.code(201).send({ data: ruleToApi(r) });
+    },
+  );
+
+  app.put(
+    '/api/v1/rules/:ref',
+    {
+      config: { permission: ['rules', 'update'] },
+      schema: {
+        tags,
+        summary: 'Update a rule (partial)',
+        params: RefParams,
+        body: UpdateRule,
+        response: { 200: Data(Rule), ...writeErrors },
+      },
+    },
+    async (req) => {
+      const b = req.body;
+      const ref = req.params.ref;
+      assertCriteria(b.criteria);
+      const [cur] = await db().select().from(rules).where(eq(rules.ref, ref));
+      if (!cur) throw notFound('rule', ref);
+      if (b.trigger_ref !== undefined || b.action_ref !== undefined || b.trigger_params !== undefined)
+        await checkReferences(
+          db(),
+          b.trigger_ref ?? cur.triggerRef,
+          b.action_ref ?? cur.actionRef,
+          b.trigger_params ?? cur.triggerParams,
+        );
+      const [r] = await db()
+        .update(rules)
+        .set({
+          ...(b.label !== undefined && { label: b.label }),
+          ...(b.description !== undefined && { description: b.description }),
+          ...(b.trigger_ref !== undefined && { triggerRef: b.trigger_ref }),
+          ...(b.trigger_params !== undefined && { triggerParams: b.trigger_params }),
+          ...(b.criteria !== undefined && { criteria: b.criteria }),
+          ...(b.action_ref !== undefined && { actionRef: b.action_ref }),
+          ...(b.action_params !== undefined && { actionParams: b.action_params }),
+          ...(b.tags !== undefined && { tags: b.tags }),
+          ...(b.enabled !== undefined && { enabled: b.enabled }),
+          updatedAt: sql`now()`,
+        })
+        .where(eq(rules.id, cur.id))
+        .returning();
+      if (!r) throw notFound('rule', ref);
+      return { data: ruleToApi(r) };
+    },
+  );
+
+  for (const [verb, enabled] of [
+    ['enable', true],
+    ['disable', false],
+  ] as const) {
+    app.post(
+      `/api/v1/rules/:ref/${verb}`,
+      {
+        config: { permission: ['rules', 'update'] },
+        schema: {
+          tags,
+          summary: `${verb === 'enable' ? 'Enable' : 'Disable'} a rule`,
+          description: 'Idempotent; answers the rule.',
+          params: RefParams,
+          response: { 200: Data(Rule), ...readErrors },
+        },
+      },
+      async (req) => {
+        const [r] = await db()
+          .update(rules)
+          .set({ enabled, updatedAt: sql`now()` })
+          .where(eq(rules.ref, req.params.ref))
+          .returning();
+        if (!r) throw notFound('rule', req.params.ref);
+        return { data: ruleToApi(r) };
+      },
+    );
+  }
+
+  app.delete(
+    '/api/v1/rules/:ref',
+    {
+      config: { permission: ['rules', 'delete'] },
+      schema: {
+        tags,
+        summary: 'Delete a rule',
+        params: RefParams,
+        response: { 204: Type.Null(), ...readErrors },
+      },
+    },
+    async (req, reply) => {
+      const r = await db().delete(rules).where(eq(rules.ref, req.params.ref)).returning({ id: rules.id });
+      if (!r.length) throw notFound('rule', req.params.ref);
+      return reply.code(204).send(null);
+    },
+  );
 }

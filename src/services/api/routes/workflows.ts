@@ -16,7 +16,17 @@ import {
   packForRef,
   requirePack,
 } from '../definitions.ts';
-import { Data, DefinitionListQuery, iso, JsonSchemaDoc, List, Ref, RefParams, Tags, Timestamp } from '../http.ts';
+import {
+  Data,
+  DefinitionListQuery,
+  iso,
+  JsonSchemaDoc,
+  List,
+  Ref,
+  RefParams,
+  Tags,
+  Timestamp,
+} from '../http.ts';
 import type { ApiApp } from '../server.ts';
 import { assertNotUsedByRules } from './actions.ts';
 
@@ -101,7 +111,7 @@ const cols = {
 };
 const tags = ['workflows'];
 const E = { $ref: 'ErrorBody#' };
-const readErrors = { 400: E, 401: E, 403: E, 404: E };
+const readErrors = { 400: E, 404: E };
 const writeErrors = { ...readErrors, 409: E };
 
 /** The checks the body schema cannot express (400 on the first problem). */
@@ -129,10 +139,13 @@ function checkFields(b: {
       seen.add(t.name);
     }
     if (dups.size)
-      throw validationError(`definition has more than one task named ${[...dups].map((d) => `'${d}'`).join(', ')}`, {
-        field: 'definition.tasks',
-        duplicates: [...dups],
-      });
+      throw validationError(
+        `definition has more than one task named ${[...dups].map((d) => `'${d}'`).join(', ')}`,
+        {
+          field: 'definition.tasks',
+          duplicates: [...dups],
+        },
+      );
   }
 }
 
