@@ -54,6 +54,13 @@ export async function buildApi(ctx: ApiContext, loggerInstance: FastifyBaseLogge
     logController: new LogController({ disableRequestLogging: true }),
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 500 },
     ajv: { customOptions: { strict: false } },
+    // Router-level refusals (malformed URL, over-long path parameter) get the uniform body too.
+    frameworkErrors: (err, _req, reply) =>
+      sendError(
+        reply,
+        'BAD_REQUEST',
+        err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path parameter is too long' : err.message,
+      ),
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as ApiApp;
 
   app.setValidatorCompiler(validatorCompiler);
