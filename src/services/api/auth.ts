@@ -20,7 +20,7 @@ import {
   type Resource,
 } from '../../domain/permissions.ts';
 import { sha256Hex } from '../../security/crypto.ts';
-import type { Db } from '../../store/database.ts';
+import type { Db, Tx } from '../../store/database.ts';
 import { apiKeys, identities, identityRoles, refreshTokens, roles } from '../../store/schema.ts';
 import type { ApiContext, Principal } from './context.ts';
 
@@ -258,7 +258,7 @@ export function grantsNotCovered(held: readonly Grant[], wanted: readonly Grant[
  * refresh tokens. Deleted, not marked: a revoked row means "rotated", and presenting a rotated
  * token again is treated as theft (see POST /auth/refresh).
  */
-export async function revokeRefreshTokens(db: Db, identityId: number): Promise<number> {
+export async function revokeRefreshTokens(db: Db | Tx, identityId: number): Promise<number> {
   const rows = await db
     .delete(refreshTokens)
     .where(eq(refreshTokens.identityId, identityId))

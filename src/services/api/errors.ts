@@ -63,6 +63,9 @@ function classify(err: unknown): { code: ErrorCode; message: string; details?: u
   if (pgCode === '23503') return { code: 'CONFLICT', message: pgDetail ?? 'still referenced' };
   if (pgCode === '22P02' || pgCode === '22003' || pgCode === '22007' || pgCode === '22008')
     return { code: 'BAD_REQUEST', message: 'a value is out of range or malformed' };
+  // 22021: a NUL character in text; 22P05: \u0000 inside JSON (PostgreSQL stores neither)
+  if (pgCode === '22021' || pgCode === '22P05')
+    return { code: 'BAD_REQUEST', message: 'a value contains a NUL character, which cannot be stored' };
   const status = (fe as { statusCode?: number })?.statusCode;
   if (status && status >= 400 && status < 500) {
     const code = (Object.entries(STATUS_OF).find(([, s]) => s === status)?.[0] ?? 'BAD_REQUEST') as ErrorCode;

@@ -57,7 +57,7 @@ const UpdateRole = Type.Object(
   },
   { additionalProperties: false, minProperties: 1 },
 );
-const NameParams = Type.Object({ name: Type.String({ maxLength: 100 }) });
+const NameParams = Type.Object({ name: RoleName });
 const ListQuery = Type.Object(
   {
     ...PageQuery,
@@ -93,7 +93,9 @@ export function normalizeGrants(grants: readonly Grant[]): Grant[] {
 export function assertCanGrant(req: FastifyRequest, grants: readonly Grant[], what: string): void {
   const missing = grantsNotCovered(req.principal?.grants ?? [], grants);
   if (missing.length) {
-    const e = forbidden(`${what} would grant permissions you do not hold: ${missing.slice(0, 10).join(', ')}`);
+    const e = forbidden(
+      `${what} would grant permissions you do not hold: ${missing.slice(0, 10).join(', ')}`,
+    );
     throw new AppError(e.code, e.message, { missing });
   }
 }
@@ -162,7 +164,8 @@ export function registerRoleRoutes(app: ApiApp): void {
       schema: {
         tags,
         summary: 'List roles',
-        description: 'Built-in and custom roles by name, with their grants and how many identities hold them.',
+        description:
+          'Built-in and custom roles by name, with their grants and how many identities hold them.',
         querystring: ListQuery,
         response: { 200: List(Role), 400: E },
       },
