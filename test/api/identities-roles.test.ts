@@ -28,6 +28,23 @@ describeBackend('identities, roles and API-key management', () => {
   const tokenOf = (login: string, password = PW) => s.login(login, password);
 
   describe('identities', () => {
+    it("deletes a user's own keys with the user, so a new user of the same login does not inherit them", async () => {
+      await createUser('kayla', ['editor']);
+      const t = await tokenOf('kayla');
+      const k = await as(t).post('/api/v1/keys', {
+        name: 'mine',
+        value: 's3cret',
+        scope: 'user',
+        encrypted: true,
+      });
+      expect(k.status, JSON.stringify(k.body)).toBe(201);
+      expect((await admin().del('/api/v1/identities/kayla')).status).toBe(204);
+      await createUser('kayla', ['editor']);
+      const again = await as(await tokenOf('kayla')).get('/api/v1/keys?scope=user');
+      expect(again.status).toBe(200);
+      expect(again.body.data).toEqual([]);
+    });
+
     it('creates users and service accounts and never shows password hashes', async () => {
       const u = await createUser('ivy', ['viewer', 'operator'], {
         display_name: 'Ivy Example',

@@ -12,7 +12,7 @@ import { type Static, Type } from 'typebox';
 import { conflict, notFound, validationError } from '../../../domain/errors.ts';
 import type { Grant } from '../../../domain/permissions.ts';
 import type { Db, Tx } from '../../../store/database.ts';
-import { identities, identityRoles, roles } from '../../../store/schema.ts';
+import { identities, identityRoles, keys, roles } from '../../../store/schema.ts';
 import { hashPassword, revokeRefreshTokens } from '../auth.ts';
 import { Data, iso, List, likeEscape, listBody, PageQuery, pageOf, Timestamp } from '../http.ts';
 import type { ApiApp } from '../server.ts';
@@ -402,6 +402,9 @@ export function registerIdentityRoutes(app: ApiApp): void {
         await tx
           .delete(identities)
           .where(and(eq(identities.id, cur.id), ne(identities.id, req.principal!.identityId)));
+        // User-scope keys are owned by login: they go with their owner, so a later identity with the
+        // same login does not inherit them.
+        await tx.delete(keys).where(and(eq(keys.scope, 'user'), eq(keys.owner, cur.login)));
       });
       app.ctx.principals.invalidate();
       audit(req, 'identity.delete', cur.login, { kind: cur.kind });
