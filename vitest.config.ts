@@ -13,6 +13,7 @@ export default defineConfig({
     projects: [
       { extends: true, test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
       { extends: true, test: { name: 'e2e', include: ['test/e2e/**/*.test.ts'] } },
+      { extends: true, test: { name: 'services', include: ['test/services/**/*.test.ts'] } },
       {
         extends: true,
         test: { name: 'pglite', include: integration, env: { ATTUNE_TEST_BACKEND: 'pglite' } },
