@@ -52,7 +52,10 @@ async function openPglite(dir: string | undefined): Promise<Store> {
   if (dir) await preparePgliteDataDir(dir);
   // PostgreSQL's default 128 MB of shared buffers costs ~110 MB more resident memory in WASM for no
   // measurable gain on this workload (the OS page cache still backs the data directory).
-  const client = await PGlite.create({ ...(dir ? { dataDir: dir } : {}), postgresqlconf: ['shared_buffers=16MB'] });
+  const client = await PGlite.create({
+    ...(dir ? { dataDir: dir } : {}),
+    postgresqlconf: ['shared_buffers=16MB'],
+  });
   const db = drizzlePglite({ client, schema });
   await migratePglite(db, { migrationsFolder: MIGRATIONS_DIR });
   return {

@@ -92,14 +92,14 @@ export async function buildApi(ctx: ApiContext, loggerInstance: FastifyBaseLogge
 
   installErrorHandling(app);
   await app.register(fastifyJwt, { secret: ctx.jwtSecret, sign: { expiresIn: ACCESS_TOKEN_TTL_S } });
-  installAuth(app, ctx, ctx.principals);
-
-  // Until the platform is ready, everything except /health answers 503.
+  // Until the platform is ready, everything except /health answers 503 (before authentication:
+  // identities may not even exist yet).
   app.addHook('onRequest', async (req, reply) => {
     if (!ctx.health.ready && req.routeOptions.url !== '/health') {
       return sendError(reply, 'SERVICE_UNAVAILABLE', 'Attune is starting; try again in a moment');
     }
   });
+  installAuth(app, ctx, ctx.principals);
 
   await app.register(fastifySwagger, {
     openapi: {
