@@ -10,56 +10,29 @@
  *     "expression": "{{ trigger.count > 3 or trigger.force }}" }
  */
 import type { Problem } from '../domain/errors.ts';
+import { regexProblem } from '../expr/index.ts';
+import { EXPRESSION_KEY } from './criteria.ts';
+import { OPERATOR_NAMES, SEARCH_CONDITIONS } from './operators.ts';
 
-export const CRITERIA_OPERATORS = [
-  'equals',
-  'eq',
-  'nequals',
-  'neq',
-  'iequals',
-  'lessthan',
-  'lt',
-  'greaterthan',
-  'gt',
-  'matchwildcard',
-  'regex',
-  'iregex',
-  'contains',
-  'ncontains',
-  'icontains',
-  'incontains',
-  'startswith',
-  'istartswith',
-  'endswith',
-  'iendswith',
-  'timediff_lt',
-  'timediff_gt',
-  'exists',
-  'nexists',
-  'inside',
-  'in',
-  'ninside',
-  'nin',
-  'search',
-] as const;
+export type { SearchCondition } from './operators.ts';
+export { EXPRESSION_KEY, SEARCH_CONDITIONS };
+
+/** Every operator name, aliases included — the operator table in ./operators.ts is the source. */
+export const CRITERIA_OPERATORS = OPERATOR_NAMES;
 export type CriteriaOperator = (typeof CRITERIA_OPERATORS)[number];
 export const isCriteriaOperator = (s: unknown): s is CriteriaOperator =>
   typeof s === 'string' && (CRITERIA_OPERATORS as readonly string[]).includes(s);
 
 /** Operators that take no `pattern`. */
 export const UNARY_OPERATORS: readonly CriteriaOperator[] = ['exists', 'nexists'];
-/** How `search` combines its item criteria over a list. */
-export const SEARCH_CONDITIONS = ['any', 'all', 'any2any', 'all2any'] as const;
-export type SearchCondition = (typeof SEARCH_CONDITIONS)[number];
-
-/** The key of the free expression criterion (a `{{ … }}` template that must render truthy). */
-export const EXPRESSION_KEY = 'expression';
 
 const STRING_PATTERN: readonly CriteriaOperator[] = [
   'iequals',
+  'ieq',
   'matchwildcard',
   'regex',
   'iregex',
+  'matchregex',
   'icontains',
   'incontains',
   'startswith',
@@ -74,7 +47,9 @@ const NUMBER_OR_STRING_PATTERN: readonly CriteriaOperator[] = [
   'greaterthan',
   'gt',
   'timediff_lt',
+  'td_lt',
   'timediff_gt',
+  'td_gt',
 ];
 
 const PATH_RE = /^[^.\s{}]+(\.[^.\s{}]+)*$/;
@@ -174,14 +149,20 @@ function checkCriterion(key: string, value: unknown, at: string, depth: number, 
     out.push({ path: pAt, message: `'${op}' needs a list (or a string) pattern` });
   if (NUMBER_OR_STRING_PATTERN.includes(op) && typeof pattern !== 'number' && typeof pattern !== 'string')
     out.push({ path: pAt, message: `'${op}' needs a number (or a string) pattern` });
-  if ((op === 'timediff_lt' || op === 'timediff_gt') && typeof pattern === 'number' && pattern < 0)
+  if (
+    (op === 'timediff_lt' || op === 'timediff_gt' || op === 'td_lt' || op === 'td_gt') &&
+    typeof pattern === 'number' &&
+    pattern < 0
+  )
     out.push({ path: pAt, message: `'${op}' needs a number of seconds ≥ 0` });
-  if ((op === 'regex' || op === 'iregex') && typeof pattern === 'string' && !isTemplate(pattern)) {
-    try {
-      new RegExp(pattern, op === 'iregex' ? 'i' : '');
-    } catch (e) {
-      out.push({ path: pAt, message: `invalid regular expression: ${(e as Error).message}` });
-    }
+  if (
+    (op === 'regex' || op === 'iregex' || op === 'matchregex') &&
+    typeof pattern === 'string' &&
+    !isTemplate(pattern)
+  ) {
+    // Python syntax, checked exactly as the matcher will compile it.
+    const problem = regexProblem(pattern, { ignoreCase: op === 'iregex', dotAll: op === 'matchregex' });
+    if (problem) out.push({ path: pAt, message: problem });
   }
 }
 
