@@ -27,6 +27,8 @@ export interface Config {
   packUploadLimit: number;
   /** Directories from which `POST /packs/install {path}` may install (empty = any). */
   packPathAllowlist: string[];
+  /** Executions one worker process runs at once. */
+  workerCapacity: number;
 }
 
 const KEYS: Record<keyof Config, string> = {
@@ -43,6 +45,7 @@ const KEYS: Record<keyof Config, string> = {
   bodyLimit: 'ATTUNE_BODY_LIMIT',
   packUploadLimit: 'ATTUNE_PACK_UPLOAD_LIMIT',
   packPathAllowlist: 'ATTUNE_PACK_PATHS',
+  workerCapacity: 'ATTUNE_WORKER_CAPACITY',
 };
 
 export class ConfigError extends Error {}
@@ -99,5 +102,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       .map((s) => s.trim())
       .filter(Boolean)
       .map((p) => path.resolve(cwd, p)),
+    workerCapacity: intOf('ATTUNE_WORKER_CAPACITY', get('workerCapacity'), 32, 1, 10_000),
   };
 }

@@ -6,7 +6,13 @@ import { MemoryBus } from './memory-bus.ts';
 export { AmqpBus, type AmqpBusOptions, redactAmqpUrl } from './amqp-bus.ts';
 export * from './bus.ts';
 export { MemoryBus } from './memory-bus.ts';
-export { OutboxRelay, type OutboxRelayOptions, type OutboxRelayStats, writeOutbox } from './outbox.ts';
+export {
+  OutboxRelay,
+  type OutboxRelayOptions,
+  type OutboxRelayStats,
+  writeOutbox,
+  writeOutboxMany,
+} from './outbox.ts';
 
 export interface CreateBusOptions extends Omit<AmqpBusOptions, 'url'> {
   logger?: BusLogger;

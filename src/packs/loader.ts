@@ -14,6 +14,7 @@ import { criteriaProblems } from '../rules/operators-list.ts';
 import { SCRIPT_RUNNERS } from '../services/api/definitions.ts';
 import { SENSOR_RUNNERS } from '../services/api/routes/sensors.ts';
 import {
+  type FormatProblem,
   fromPointer,
   type JsonSchema,
   type PathSegment,
@@ -22,6 +23,7 @@ import {
   type WorkflowDefinition,
   workflowFileToResource,
 } from '../workflow/file-format.ts';
+import { validateWorkflow } from '../workflow/validate.ts';
 import {
   ACTION_FILE,
   PACK_FILE,
@@ -566,6 +568,7 @@ class PackReader {
     const r = workflowFileToResource(v);
     this.problems.push(...src.fromFormat(r.problems));
     const name = this.nameOf(src, v);
+    this.checkWorkflow(src, { ...v, ref: `${this.packRef}.${name}` }, r.problems);
     const f = r.fields;
     return {
       def: {
@@ -582,6 +585,32 @@ class PackReader {
         enabled: f.enabled ?? true,
       },
     };
+  }
+
+  /**
+   * The workflow validator's findings about the tasks, variables and output of a workflow file:
+   * unknown targets, invalid expressions, unreachable tasks, endless loops, impossible joins…
+   * What the file reader (`seen`) or the cross-checks already report is not repeated: the top-level
+   * fields, anything at or around a path already reported, and the task actions (checked against
+   * this pack and the installed ones in `crossCheck`).
+   */
+  checkWorkflow(src: YamlSource, v: Obj, seen: readonly FormatProblem[]): void {
+    const related = (a: readonly PathSegment[], b: readonly PathSegment[]) =>
+      a.slice(0, b.length).every((s, i) => String(s) === String(b[i]));
+    for (const p of validateWorkflow(v).problems) {
+      const at = workflowFilePath(p.path, v);
+      if (!['tasks', 'vars', 'output_map', 'output'].includes(String(at[0]))) continue;
+      if (seen.some((q) => related(q.path, at) || related(at, q.path))) continue;
+      if (at[0] === 'tasks' && at.length === 3 && at[2] === 'action') {
+        const action = valueAt(v, at);
+        if (typeof action === 'string' && action.trim() && !isTemplate(action)) continue;
+      }
+      const named =
+        p.task === undefined || p.message.includes(`'${p.task}'`) || p.message.startsWith('tasks ');
+      const message = named ? p.message : `task '${p.task}': ${p.message}`;
+      if (p.severity === 'warning') this.warnings.push(src.problem(at, message, 'warning'));
+      else this.problems.push(src.problem(at, message));
+    }
   }
 
   // ───────────────────────────── triggers, sensors, rules ─────────────────────────────
@@ -787,6 +816,37 @@ class PackReader {
       });
     }
   }
+}
+
+/**
+ * The location in a workflow file of a validator path (`tasks[2].next[0].do[1]`): tasks written as
+ * a mapping are named, variables written as a list are indexed, an `output` holding the output map
+ * keeps its name.
+ */
+export function workflowFilePath(p: string, doc: Obj): PathSegment[] {
+  const at: PathSegment[] = [];
+  for (const m of p.matchAll(/\[(\d+)\]|([^.[\]]+)/g)) at.push(m[1] !== undefined ? Number(m[1]) : m[2]!);
+  if (at[0] === 'tasks' && typeof at[1] === 'number' && isObject(doc.tasks)) {
+    const name = Object.keys(doc.tasks)[at[1]];
+    if (name !== undefined) at[1] = name;
+  }
+  if (at[0] === 'vars' && typeof at[1] === 'string' && Array.isArray(doc.vars)) {
+    const key = at[1];
+    const i = doc.vars.findIndex((x) => isObject(x) && Object.hasOwn(x, key));
+    if (i >= 0) at.splice(1, 0, i);
+  }
+  if (at[0] === 'output_map' && doc.output_map === undefined && doc.output !== undefined) at[0] = 'output';
+  return at;
+}
+
+function valueAt(doc: unknown, at: readonly PathSegment[]): unknown {
+  let v = doc;
+  for (const s of at) {
+    if (Array.isArray(v) && typeof s === 'number') v = v[s];
+    else if (isObject(v) && Object.hasOwn(v, String(s))) v = v[String(s)];
+    else return undefined;
+  }
+  return v;
 }
 
 interface Parsed {

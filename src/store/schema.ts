@@ -224,6 +224,8 @@ export const webhookCalls = pgTable(
     signatureValid: boolean('signature_valid'),
     eventId: bigint('event_id', { mode: 'number' }),
     durationMs: integer('duration_ms'),
+    /** Bytes of the request body read (up to the limit), or its declared length when refused unread. */
+    bodyBytes: integer('body_bytes'),
     error: text('error'),
   },
   (t) => [index('webhook_calls_name_idx').on(t.webhookName, t.receivedAt)],
@@ -237,7 +239,12 @@ export const events = pgTable(
     id: id(),
     triggerRef: text('trigger_ref').notNull(),
     payload: jsonb('payload').$type<Json>().notNull(),
-    /** `api`, `webhook:<name>`, `sensor:<ref>`, `timer:<rule>`, `internal` */
+    /**
+     * The parameters of the trigger instance that fired (a webhook's `{name}`, a timer's spec); `{}`
+     * for triggers without parameters. Rules of a parameterised trigger match only equal parameters.
+     */
+    triggerParams: obj('trigger_params').notNull().default({}),
+    /** `api`, `webhook:<name>`, `sensor:<ref>`, `timer`, `internal` */
     source: text('source').notNull().default('api'),
     createdBy: text('created_by'),
     createdAt: created(),
@@ -294,6 +301,8 @@ export const executions = pgTable(
     createdBy: text('created_by'),
     /** Execution this one re-runs. */
     rerunOf: bigint('rerun_of', { mode: 'number' }),
+    /** Execution whose failure this one retries (retry policy); unique: one retry per attempt. */
+    retryOf: bigint('retry_of', { mode: 'number' }),
     workerId: text('worker_id'),
     attempt: integer('attempt').notNull().default(1),
     timeoutSeconds: integer('timeout_seconds'),
@@ -310,6 +319,8 @@ export const executions = pgTable(
     startedAt: ts('started_at'),
     finishedAt: ts('finished_at'),
     updatedAt: updated(),
+    /** When the follow-up of the terminal status (retry, policy slot, parent, internal trigger) was done. */
+    completionHandledAt: ts('completion_handled_at'),
   },
   (t) => [
     index('executions_status_idx').on(t.status, t.createdAt),
@@ -318,6 +329,14 @@ export const executions = pgTable(
     index('executions_created_idx').on(t.createdAt),
     uniqueIndex('executions_enforcement_uq').on(t.enforcementId),
     index('executions_lease_idx').on(t.leaseExpiresAt),
+    uniqueIndex('executions_retry_of_uq').on(t.retryOf),
+    index('executions_policy_group_idx').on(t.policyGroup, t.status).where(sql`policy_group IS NOT NULL`),
+    index('executions_worker_idx').on(t.workerId).where(sql`status IN ('running', 'canceling')`),
+    index('executions_delayed_idx').on(t.runAfter).where(sql`status = 'delayed'`),
+    index('executions_requested_idx').on(t.updatedAt).where(sql`status = 'requested'`),
+    index('executions_unhandled_idx')
+      .on(t.updatedAt)
+      .where(sql`finished_at IS NOT NULL AND completion_handled_at IS NULL`),
   ],
 );
 
@@ -416,6 +435,29 @@ export const inquiries = pgTable(
     respondedAt: ts('responded_at'),
   },
   (t) => [index('inquiries_status_idx').on(t.status, t.createdAt)],
+);
+
+/**
+ * Durable timers of workflow runs (task delays, retry back-offs, task timeouts): the engine asks for
+ * them with `schedule_timer`; the workflow host fires each due one by feeding `timer_fired` to the
+ * engine in the transaction that marks it fired. Re-scheduling a key resets it.
+ */
+export const workflowTimers = pgTable(
+  'workflow_timers',
+  {
+    workflowExecutionId: bigint('workflow_execution_id', { mode: 'number' })
+      .notNull()
+      .references(() => executions.id, { onDelete: 'cascade' }),
+    /** The engine's timer key (`delay:<task>#<seq>`, `retry:<slot>@<attempt>`, `timeout:<run key>`). */
+    key: text('key').notNull(),
+    dueAt: ts('due_at').notNull(),
+    fired: boolean('fired').notNull().default(false),
+    createdAt: created(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.workflowExecutionId, t.key] }),
+    index('workflow_timers_due_idx').on(t.dueAt).where(sql`NOT fired`),
+  ],
 );
 
 // ───────────────────────────── data, identity, access ─────────────────────────────
@@ -583,15 +625,30 @@ export const sensorLogs = pgTable(
   (t) => [index('sensor_logs_ref_idx').on(t.sensorRef, t.id)],
 );
 
-/** Persistent timer state, one row per rule whose trigger is a timer. */
-export const timers = pgTable('timers', {
-  ruleRef: text('rule_ref').primaryKey(),
-  triggerRef: text('trigger_ref').notNull(),
-  spec: obj('spec').notNull(),
-  nextFireAt: ts('next_fire_at'),
-  lastFiredAt: ts('last_fired_at'),
-  updatedAt: updated(),
-});
+/**
+ * Persistent timer state: one row per distinct timer (trigger ref + trigger parameters) used by an
+ * enabled rule. Rules with identical timer parameters share the row, so one firing serves them all.
+ * A firing is the guarded `UPDATE … WHERE key = $k AND next_fire_at = $due` committed with its event.
+ */
+export const timers = pgTable(
+  'timers',
+  {
+    /** sha256 (hex) of the trigger ref and the canonical JSON of the trigger parameters. */
+    key: text('key').primaryKey(),
+    triggerRef: text('trigger_ref').notNull(),
+    /** The parameters exactly as the rules give them; copied into every event of this timer. */
+    triggerParams: obj('trigger_params').notNull().default({}),
+    /** Null once a one-shot timer has fired (or was skipped): it is done. */
+    nextFireAt: ts('next_fire_at'),
+    lastFiredAt: ts('last_fired_at'),
+    fireCount: integer('fire_count').notNull().default(0),
+    /** Why the last firing produced no event (trigger disabled, payload refused …). */
+    lastError: text('last_error'),
+    createdAt: created(),
+    updatedAt: updated(),
+  },
+  (t) => [index('timers_next_fire_idx').on(t.nextFireAt)],
+);
 
 /** Named leases: at most one holder at a time (timers, sweepers, sensors). */
 export const leases = pgTable('leases', {

@@ -55,6 +55,8 @@ export interface StartContext {
   user?: string | null;
   maxTaskRuns?: number;
   inquiryActions?: readonly string[];
+  /** Keys and pack config the first tasks' inputs may read (as later steps get them per call). */
+  env?: Environment;
 }
 
 /** Values expressions may read that are not part of the state (a snapshot supplied per call). */
@@ -1137,7 +1139,7 @@ export function start(
     output: null,
     unhandled: [],
   };
-  const step = new Step(def, taskIndex(def), state, {}, nowMs);
+  const step = new Step(def, taskIndex(def), state, ctx.env ?? {}, nowMs);
   if (def.parameters) {
     const issues = validateAgainst(def.parameters, params);
     if (issues.length > 0)

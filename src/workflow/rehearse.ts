@@ -348,6 +348,7 @@ class Simulation {
       user: this.o.user ?? 'rehearsal',
       ...(this.o.max_task_runs !== undefined ? { maxTaskRuns: this.o.max_task_runs } : {}),
       inquiryActions: this.inquiryActions,
+      env: this.env,
     });
     this.absorb(r);
     const reruns: RehearsalOperation[] = [];

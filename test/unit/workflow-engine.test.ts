@@ -57,6 +57,22 @@ const chain = parseWorkflowOrThrow({
 });
 
 describe('engine: start and step', () => {
+  it('lets the first tasks read keys and pack config supplied at start', () => {
+    const def = parseWorkflowOrThrow({
+      tasks: [
+        { name: 'a', action: 'ops.a', input: { token: '{{ keys.token }}', region: '{{ config.region }}' } },
+      ],
+    });
+    const r = start(
+      def,
+      {},
+      { executionId: 1, now: iso(0), env: { keys: { token: 't0k' }, config: { region: 'eu' } } },
+    );
+    expect(r.commands).toEqual([
+      expect.objectContaining({ type: 'start_task', input: { token: 't0k', region: 'eu' } }),
+    ]);
+  });
+
   it('starts the start tasks with rendered inputs and deterministic run keys', () => {
     const r = start(chain, { v: 3 }, { executionId: 42, now: iso(0), user: 'ann' });
     expect(r.outcome).toBe('applied');

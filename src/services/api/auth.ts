@@ -35,6 +35,11 @@ declare module 'fastify' {
      * the handler limits it to the caller's own things (their session, password, API keys).
      */
     selfService?: boolean;
+    /**
+     * A server-sent-events route: besides the headers, the credentials may come as the query
+     * parameter `access_token` (EventSource cannot send headers). Only such routes read it.
+     */
+    stream?: boolean;
   }
   interface FastifyRequest {
     principal: Principal | null;
@@ -185,7 +190,7 @@ export function installAuth(app: FastifyInstance, ctx: ApiContext, loader: Princ
         resourceType: perm[0],
         requestId: req.id,
         ip: req.ip,
-        details: { permission: `${perm[0]}:${perm[1]}`, method: req.method, url: req.url },
+        details: { permission: `${perm[0]}:${perm[1]}`, method: req.method, url: redactAccessToken(req.url) },
       });
       throw forbidden(`'${req.principal.login}' lacks the '${perm[1]}' permission on ${perm[0]}`);
     }
@@ -201,10 +206,16 @@ async function authenticate(
   const header = req.headers.authorization;
   const apiKeyHeader = req.headers['x-api-key'];
   if (typeof apiKeyHeader === 'string' && apiKeyHeader) return principalFromApiKey(ctx, loader, apiKeyHeader);
-  if (!header) return null;
-  const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
-  if (!m) throw unauthorized('Authorization header must be "Bearer <token>"');
-  const token = m[1]!;
+  let token: string;
+  if (header) {
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    if (!m) throw unauthorized('Authorization header must be "Bearer <token>"');
+    token = m[1]!;
+  } else {
+    const fromQuery = req.routeOptions.config?.stream ? queryToken(req) : undefined;
+    if (fromQuery === undefined) return null;
+    token = fromQuery;
+  }
   if (token.startsWith(API_KEY_PREFIX)) return principalFromApiKey(ctx, loader, token);
   let claims: AccessClaims;
   try {
@@ -218,6 +229,16 @@ async function authenticate(
   const p = await loader.load(id);
   return p ? { ...p, via: 'jwt' } : null;
 }
+
+/** The `access_token` query parameter of a stream route (one non-empty value), or undefined. */
+function queryToken(req: FastifyRequest): string | undefined {
+  const v = (req.query as Record<string, unknown> | undefined)?.access_token;
+  return typeof v === 'string' && v !== '' ? v : undefined;
+}
+
+/** A URL with the value of its `access_token` query parameter hidden (for logs and the audit trail). */
+export const redactAccessToken = (url: string): string =>
+  url.replace(/([?&]access_token=)[^&#]*/gi, '$1[redacted]');
 
 /** Throws 403 unless the request's principal holds the permission (for checks inside a handler). */
 export function requirePermission(req: FastifyRequest, resource: Resource, action: Action): Principal {

@@ -3,6 +3,7 @@
  * and the health registry. Built once by the platform and decorated onto the Fastify instance.
  */
 import type { FastifyBaseLogger } from 'fastify';
+import type { Bus } from '../../bus/bus.ts';
 import type { Config } from '../../config.ts';
 import type { Grant } from '../../domain/permissions.ts';
 import type { Cipher } from '../../security/crypto.ts';
@@ -59,6 +60,10 @@ export interface ApiContext {
   audit(entry: AuditEntry): Promise<void>;
   /** Identity → roles → grants, cached briefly; invalidate after changing identities or roles. */
   principals: PrincipalLoader;
+  /** The bus of this process, when the platform runs one (broadcasts such as definition changes). */
+  bus?: Bus;
+  /** The outbox relay: kicked after a commit that wrote outbox messages (a poll covers it otherwise). */
+  outbox?: { kick(): void };
 }
 
 export function makeAudit(store: Store, log: FastifyBaseLogger): ApiContext['audit'] {

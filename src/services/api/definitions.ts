@@ -9,6 +9,9 @@ import { schemaProblems } from '../../domain/json-schema.ts';
 import { parseRef } from '../../domain/refs.ts';
 import type { Db } from '../../store/database.ts';
 import { packs } from '../../store/schema.ts';
+import type { DefinitionsChanged } from '../rules-engine/rule-index.ts';
+import { TOPICS } from '../runtime/messages.ts';
+import type { ApiContext } from './context.ts';
 import { type DefinitionListQuery, definitionFilters, listBody, pageOf } from './http.ts';
 
 /** The pack named `packRef`, or a 404. */
@@ -126,4 +129,14 @@ export async function missingRefs(
   }[];
   const have = new Set(rows.map((r) => r.ref));
   return wanted.filter((r) => !have.has(r));
+}
+
+/**
+ * Tells every process that definitions changed, so rule, trigger and action caches reload now rather
+ * than when their time-to-live runs out. A broadcast after the commit: losing it only delays.
+ */
+export function announceDefinitionsChanged(ctx: ApiContext, payload: DefinitionsChanged): void {
+  ctx.bus?.publish(TOPICS.definitionsChanged, { ...payload }).catch((err: unknown) => {
+    ctx.log.warn({ err, payload }, 'could not announce a definition change; caches reload within seconds');
+  });
 }

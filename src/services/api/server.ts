@@ -51,6 +51,8 @@ export async function buildApi(ctx: ApiContext, loggerInstance: FastifyBaseLogge
     loggerInstance,
     bodyLimit: ctx.config.bodyLimit,
     trustProxy: false,
+    // On shutdown, idle keep-alive sockets are closed at once instead of holding the process.
+    forceCloseConnections: 'idle',
     logController: new LogController({ disableRequestLogging: true }),
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 500 },
     ajv: { customOptions: { strict: false } },

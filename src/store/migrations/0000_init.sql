@@ -64,6 +64,7 @@ CREATE TABLE "events" (
 	"id" bigserial PRIMARY KEY NOT NULL,
 	"trigger_ref" text NOT NULL,
 	"payload" jsonb NOT NULL,
+	"trigger_params" jsonb DEFAULT '{}'::jsonb NOT NULL,
 	"source" text DEFAULT 'api' NOT NULL,
 	"created_by" text,
 	"created_at" timestamp with time zone DEFAULT now() NOT NULL
@@ -100,6 +101,7 @@ CREATE TABLE "executions" (
 	"event_id" bigint,
 	"created_by" text,
 	"rerun_of" bigint,
+	"retry_of" bigint,
 	"worker_id" text,
 	"attempt" integer DEFAULT 1 NOT NULL,
 	"timeout_seconds" integer,
@@ -112,7 +114,8 @@ CREATE TABLE "executions" (
 	"scheduled_at" timestamp with time zone,
 	"started_at" timestamp with time zone,
 	"finished_at" timestamp with time zone,
-	"updated_at" timestamp with time zone DEFAULT now() NOT NULL
+	"updated_at" timestamp with time zone DEFAULT now() NOT NULL,
+	"completion_handled_at" timestamp with time zone
 );
 --> statement-breakpoint
 CREATE TABLE "identities" (
@@ -304,11 +307,14 @@ CREATE TABLE "settings" (
 );
 --> statement-breakpoint
 CREATE TABLE "timers" (
-	"rule_ref" text PRIMARY KEY NOT NULL,
+	"key" text PRIMARY KEY NOT NULL,
 	"trigger_ref" text NOT NULL,
-	"spec" jsonb NOT NULL,
+	"trigger_params" jsonb DEFAULT '{}'::jsonb NOT NULL,
 	"next_fire_at" timestamp with time zone,
 	"last_fired_at" timestamp with time zone,
+	"fire_count" integer DEFAULT 0 NOT NULL,
+	"last_error" text,
+	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
 	"updated_at" timestamp with time zone DEFAULT now() NOT NULL
 );
 --> statement-breakpoint
@@ -338,6 +344,7 @@ CREATE TABLE "webhook_calls" (
 	"signature_valid" boolean,
 	"event_id" bigint,
 	"duration_ms" integer,
+	"body_bytes" integer,
 	"error" text
 );
 --> statement-breakpoint
@@ -397,6 +404,15 @@ CREATE TABLE "workflow_task_runs" (
 	"finished_at" timestamp with time zone
 );
 --> statement-breakpoint
+CREATE TABLE "workflow_timers" (
+	"workflow_execution_id" bigint NOT NULL,
+	"key" text NOT NULL,
+	"due_at" timestamp with time zone NOT NULL,
+	"fired" boolean DEFAULT false NOT NULL,
+	"created_at" timestamp with time zone DEFAULT now() NOT NULL,
+	CONSTRAINT "workflow_timers_workflow_execution_id_key_pk" PRIMARY KEY("workflow_execution_id","key")
+);
+--> statement-breakpoint
 CREATE TABLE "workflows" (
 	"id" bigserial PRIMARY KEY NOT NULL,
 	"ref" text NOT NULL,
@@ -431,6 +447,7 @@ ALTER TABLE "sensors" ADD CONSTRAINT "sensors_pack_id_packs_id_fk" FOREIGN KEY (
 ALTER TABLE "triggers" ADD CONSTRAINT "triggers_pack_id_packs_id_fk" FOREIGN KEY ("pack_id") REFERENCES "public"."packs"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "workflow_runs" ADD CONSTRAINT "workflow_runs_execution_id_executions_id_fk" FOREIGN KEY ("execution_id") REFERENCES "public"."executions"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "workflow_task_runs" ADD CONSTRAINT "workflow_task_runs_workflow_execution_id_executions_id_fk" FOREIGN KEY ("workflow_execution_id") REFERENCES "public"."executions"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
+ALTER TABLE "workflow_timers" ADD CONSTRAINT "workflow_timers_workflow_execution_id_executions_id_fk" FOREIGN KEY ("workflow_execution_id") REFERENCES "public"."executions"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "workflows" ADD CONSTRAINT "workflows_pack_id_packs_id_fk" FOREIGN KEY ("pack_id") REFERENCES "public"."packs"("id") ON DELETE cascade ON UPDATE no action;--> statement-breakpoint
 ALTER TABLE "workflows" ADD CONSTRAINT "workflows_action_id_actions_id_fk" FOREIGN KEY ("action_id") REFERENCES "public"."actions"("id") ON DELETE set null ON UPDATE no action;--> statement-breakpoint
 CREATE INDEX "actions_pack_idx" ON "actions" USING btree ("pack_id");--> statement-breakpoint
@@ -449,6 +466,12 @@ CREATE INDEX "executions_parent_idx" ON "executions" USING btree ("parent_id");-
 CREATE INDEX "executions_created_idx" ON "executions" USING btree ("created_at");--> statement-breakpoint
 CREATE UNIQUE INDEX "executions_enforcement_uq" ON "executions" USING btree ("enforcement_id");--> statement-breakpoint
 CREATE INDEX "executions_lease_idx" ON "executions" USING btree ("lease_expires_at");--> statement-breakpoint
+CREATE UNIQUE INDEX "executions_retry_of_uq" ON "executions" USING btree ("retry_of");--> statement-breakpoint
+CREATE INDEX "executions_policy_group_idx" ON "executions" USING btree ("policy_group","status") WHERE policy_group IS NOT NULL;--> statement-breakpoint
+CREATE INDEX "executions_worker_idx" ON "executions" USING btree ("worker_id") WHERE status IN ('running', 'canceling');--> statement-breakpoint
+CREATE INDEX "executions_delayed_idx" ON "executions" USING btree ("run_after") WHERE status = 'delayed';--> statement-breakpoint
+CREATE INDEX "executions_requested_idx" ON "executions" USING btree ("updated_at") WHERE status = 'requested';--> statement-breakpoint
+CREATE INDEX "executions_unhandled_idx" ON "executions" USING btree ("updated_at") WHERE finished_at IS NOT NULL AND completion_handled_at IS NULL;--> statement-breakpoint
 CREATE INDEX "inquiries_status_idx" ON "inquiries" USING btree ("status","created_at");--> statement-breakpoint
 CREATE UNIQUE INDEX "keys_scope_owner_name_uq" ON "keys" USING btree ("scope","owner","name");--> statement-breakpoint
 CREATE INDEX "keys_expires_idx" ON "keys" USING btree ("expires_at");--> statement-breakpoint
@@ -457,8 +480,10 @@ CREATE INDEX "refresh_tokens_identity_idx" ON "refresh_tokens" USING btree ("ide
 CREATE INDEX "rules_trigger_enabled_idx" ON "rules" USING btree ("trigger_ref","enabled");--> statement-breakpoint
 CREATE INDEX "rules_pack_idx" ON "rules" USING btree ("pack_id");--> statement-breakpoint
 CREATE INDEX "sensor_logs_ref_idx" ON "sensor_logs" USING btree ("sensor_ref","id");--> statement-breakpoint
+CREATE INDEX "timers_next_fire_idx" ON "timers" USING btree ("next_fire_at");--> statement-breakpoint
 CREATE INDEX "webhook_calls_name_idx" ON "webhook_calls" USING btree ("webhook_name","created_at");--> statement-breakpoint
 CREATE INDEX "workflow_runs_status_idx" ON "workflow_runs" USING btree ("status");--> statement-breakpoint
 CREATE UNIQUE INDEX "workflow_task_runs_key_uq" ON "workflow_task_runs" USING btree ("workflow_execution_id","run_key");--> statement-breakpoint
 CREATE INDEX "workflow_task_runs_exec_idx" ON "workflow_task_runs" USING btree ("execution_id");--> statement-breakpoint
+CREATE INDEX "workflow_timers_due_idx" ON "workflow_timers" USING btree ("due_at") WHERE NOT fired;--> statement-breakpoint
 CREATE INDEX "workflows_pack_idx" ON "workflows" USING btree ("pack_id");

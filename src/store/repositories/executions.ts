@@ -3,28 +3,29 @@
  * One `UPDATE … WHERE id = ANY($ids) AND status = ANY($from)`; rows that lost a race are simply
  * not returned. Pairs the status machine forbids are refused before any SQL runs.
  */
-import { and, inArray, sql } from 'drizzle-orm';
+import { and, inArray, type SQL, sql } from 'drizzle-orm';
 import { canTransition, EXECUTION_TRANSITIONS, type ExecutionStatus } from '../../domain/status.ts';
 import type { Db } from '../database.ts';
 import { executions } from '../schema.ts';
 
 export type ExecutionRow = typeof executions.$inferSelect;
-export type ExecutionPatch = Partial<
-  Pick<
-    ExecutionRow,
-    | 'result'
-    | 'error'
-    | 'workerId'
-    | 'runAfter'
-    | 'leaseExpiresAt'
-    | 'heartbeatAt'
-    | 'scheduledAt'
-    | 'startedAt'
-    | 'finishedAt'
-    | 'policyGroup'
-    | 'context'
-  >
+type PatchFields = Pick<
+  ExecutionRow,
+  | 'result'
+  | 'error'
+  | 'workerId'
+  | 'runAfter'
+  | 'leaseExpiresAt'
+  | 'heartbeatAt'
+  | 'scheduledAt'
+  | 'startedAt'
+  | 'finishedAt'
+  | 'policyGroup'
+  | 'context'
+  | 'timeoutSeconds'
 >;
+/** Columns written with the status; a value may be an SQL expression (e.g. `now() + …`, database time). */
+export type ExecutionPatch = { [K in keyof PatchFields]?: PatchFields[K] | SQL };
 
 export class IllegalTransitionError extends Error {
   constructor(from: string, to: string) {

@@ -50,10 +50,11 @@ export const RetryPolicy = Type.Object(
       Type.Number({ minimum: 0, maximum: 604_800, description: 'Upper bound of the delay, in seconds' }),
     ),
     on: Type.Optional(
-      Type.Array(Type.Enum(['failed', 'timeout']), {
+      Type.Array(Type.Enum(['failed', 'timeout', 'abandoned']), {
         minItems: 1,
         uniqueItems: true,
-        description: 'Which outcomes are retried',
+        description:
+          "Which outcomes are retried (default failed and timeout; 'abandoned' retries executions whose worker vanished)",
       }),
     ),
   },
@@ -165,7 +166,7 @@ const E = { $ref: 'ErrorBody#' };
 const readErrors = { 400: E, 404: E };
 const writeErrors = { ...readErrors, 409: E };
 
-const useWorkflows = (ref: string) =>
+const workflowsOnly = (ref: string) =>
   conflict(`'${ref}' is a workflow action; create, change and delete workflows through /api/v1/workflows`, {
     ref,
     runner: 'workflow',
@@ -181,7 +182,7 @@ function checkAction(a: {
   concurrencyPolicy: Static<typeof ConcurrencyPolicy> | null;
   retryPolicy: Static<typeof RetryPolicy> | null;
 }): void {
-  if (a.runner === 'workflow') throw useWorkflows(a.ref);
+  if (a.runner === 'workflow') throw workflowsOnly(a.ref);
   if (!(RUNNER_REFS as readonly string[]).includes(a.runner))
     throw validationError(
       `unknown runner '${a.runner}'; expected one of ${RUNNER_REFS.filter((r) => r !== 'workflow').join(', ')}`,
@@ -287,7 +288,7 @@ export function registerActionRoutes(app: ApiApp): void {
     },
     async (req, reply) => {
       const b = req.body;
-      if (b.runner === 'workflow') throw useWorkflows(b.ref);
+      if (b.runner === 'workflow') throw workflowsOnly(b.ref);
       assertParamSchema('param_schema', b.param_schema);
       assertJsonSchema('out_schema', b.out_schema);
       const paramSchema = b.param_schema ?? {};
@@ -348,7 +349,7 @@ export function registerActionRoutes(app: ApiApp): void {
       return app.ctx.store.transaction(async (tx) => {
         const [cur] = await tx.select().from(actions).where(eq(actions.ref, ref)).for('update');
         if (!cur) throw notFound('action', ref);
-        if (cur.runner === 'workflow') throw useWorkflows(ref);
+        if (cur.runner === 'workflow') throw workflowsOnly(ref);
         const paramSchema = b.param_schema === undefined ? cur.paramSchema : (b.param_schema ?? {});
         const retryPolicy = b.retry_policy === undefined ? cur.retryPolicy : b.retry_policy;
         const concurrencyPolicy =
@@ -407,7 +408,7 @@ export function registerActionRoutes(app: ApiApp): void {
           .where(eq(actions.ref, ref))
           .for('update');
         if (!cur) throw notFound('action', ref);
-        if (cur.runner === 'workflow') throw useWorkflows(ref);
+        if (cur.runner === 'workflow') throw workflowsOnly(ref);
         await assertNotUsedByRules(tx, 'action', ref);
         await tx.delete(actions).where(eq(actions.id, cur.id));
       });

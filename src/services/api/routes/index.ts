@@ -11,6 +11,7 @@ import { registerEventRoutes } from './events.ts';
 import { registerExecutionRoutes } from './executions.ts';
 import { registerHealthRoutes } from './health.ts';
 import { registerIdentityRoutes } from './identities.ts';
+import { registerInquiryRoutes } from './inquiries.ts';
 import { registerKeyRoutes } from './keys.ts';
 import { registerPackInstallRoutes } from './pack-install.ts';
 import { registerPackRoutes } from './packs.ts';
@@ -18,6 +19,8 @@ import { registerRoleRoutes } from './roles.ts';
 import { registerRuleRoutes } from './rules.ts';
 import { registerSensorRoutes } from './sensors.ts';
 import { registerTriggerRoutes } from './triggers.ts';
+import { registerWebhookRoutes } from './webhooks.ts';
+import { registerWorkflowRunRoutes } from './workflow-runs.ts';
 import { registerWorkflowRoutes } from './workflows.ts';
 
 export function registerRoutes(app: ApiApp): void {
@@ -37,4 +40,7 @@ export function registerRoutes(app: ApiApp): void {
   registerEventRoutes(app);
   registerEnforcementRoutes(app);
   registerExecutionRoutes(app);
+  registerWorkflowRunRoutes(app);
+  registerInquiryRoutes(app);
+  registerWebhookRoutes(app);
 }

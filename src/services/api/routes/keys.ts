@@ -17,6 +17,7 @@ import { type Static, Type } from 'typebox';
 import { AppError, conflict, forbidden, notFound, validationError } from '../../../domain/errors.ts';
 import type { Db } from '../../../store/database.ts';
 import { identities } from '../../../store/schema.ts';
+import { emitInternalEvent } from '../../events/create-event.ts';
 import {
   KEY_NAME_PATTERN,
   type KeyId,
@@ -25,6 +26,7 @@ import {
   KeyStore,
   MAX_KEY_TTL_SECONDS,
 } from '../../keys/key-store.ts';
+import { RuleIndex } from '../../rules-engine/rule-index.ts';
 import { hasPermission, requirePermission } from '../auth.ts';
 import { Data, iso, List, listBody, PageQuery, pageOf, Timestamp } from '../http.ts';
 import type { ApiApp } from '../server.ts';
@@ -141,8 +143,55 @@ function addressOf(req: FastifyRequest, scope: KeyScope | undefined, owner: stri
   return { scope: s, owner };
 }
 
+/** The internal trigger fired when a key is created, updated or deleted through the API. */
+export const KEY_CHANGED_TRIGGER = 'core.key_changed';
+
 export function registerKeyRoutes(app: ApiApp): void {
   const keyStore = new KeyStore(app.ctx.store, app.ctx.cipher);
+
+  // Which rules listen to key changes: cached per trigger, dropped on definition changes once the
+  // process has a bus (the platform sets it after the API starts), within 5 s otherwise.
+  const ruleIndex = new RuleIndex(app.ctx.store.db);
+  let following = false;
+  const listeners = (): RuleIndex => {
+    const bus = app.ctx.bus;
+    if (!following && bus) {
+      following = true;
+      ruleIndex.attach(bus).catch((err: unknown) => {
+        following = false;
+        app.log.warn({ err }, 'key routes: cannot follow definition changes');
+      });
+    }
+    return ruleIndex;
+  };
+  app.addHook('onClose', async () => ruleIndex.detach());
+
+  /**
+   * `core.key_changed`, in the transaction of the change, when a rule listens: `{name, scope, owner
+   * (user scope), action: created|updated|deleted, operation: set|deleted, encrypted}` — never the value.
+   */
+  const keyChanged = async (
+    tx: Db,
+    req: FastifyRequest,
+    id: KeyId,
+    action: 'created' | 'updated' | 'deleted',
+    encrypted: boolean,
+  ): Promise<boolean> => {
+    const ev = await emitInternalEvent(
+      tx,
+      KEY_CHANGED_TRIGGER,
+      {
+        name: id.name,
+        scope: id.scope,
+        ...(id.scope === 'user' && { owner: id.owner }),
+        action,
+        operation: action === 'deleted' ? 'deleted' : 'set',
+        encrypted,
+      },
+      { rules: listeners(), createdBy: req.principal?.login ?? null, log: req.log },
+    );
+    return ev !== undefined;
+  };
 
   const toApi = (r: KeyRow, reveal: boolean): KeyBody => {
     const shown = !r.encrypted || reveal;
@@ -284,8 +333,9 @@ export function registerKeyRoutes(app: ApiApp): void {
       const b = req.body;
       const id = { ...addressOf(req, b.scope, b.owner), name: b.name };
       await assertOwnerExists(req, id);
-      const row = await app.ctx.store.transaction((tx) =>
-        keyStore.create(
+      let fired = false;
+      const row = await app.ctx.store.transaction(async (tx) => {
+        const created = await keyStore.create(
           id,
           {
             value: b.value,
@@ -294,8 +344,11 @@ export function registerKeyRoutes(app: ApiApp): void {
             ...(b.ttl !== undefined && { ttlSeconds: b.ttl }),
           },
           tx,
-        ),
-      );
+        );
+        if (created) fired = await keyChanged(tx, req, id, 'created', created.encrypted);
+        return created;
+      });
+      if (fired) app.ctx.outbox?.kick();
       if (!row)
         throw conflict(
           id.scope === 'user'
@@ -345,8 +398,10 @@ export function registerKeyRoutes(app: ApiApp): void {
           },
           tx,
         );
-        if (updated)
-          return { row: updated, created: false, decrypted: !!cur?.encrypted && !updated.encrypted };
+        if (updated) {
+          const fired = await keyChanged(tx, req, id, 'updated', updated.encrypted);
+          return { row: updated, created: false, decrypted: !!cur?.encrypted && !updated.encrypted, fired };
+        }
         if (b.value === undefined) throw notFoundKey(id);
         requirePermission(req, 'keys', 'create');
         await assertOwnerExists(req, id, tx);
@@ -361,8 +416,10 @@ export function registerKeyRoutes(app: ApiApp): void {
           tx,
         );
         if (!created) throw conflict(`key '${id.name}' was created concurrently; try again`, keyDetails(id));
-        return { row: created, created: true, decrypted: false };
+        const fired = await keyChanged(tx, req, id, 'created', created.encrypted);
+        return { row: created, created: true, decrypted: false, fired };
       });
+      if (outcome.fired) app.ctx.outbox?.kick();
       if (outcome.decrypted && b.value === undefined)
         await audit(req, 'key.decrypt', id, { reason: 'encryption turned off' });
       await audit(req, outcome.created ? 'key.create' : 'key.update', id, {
@@ -389,7 +446,12 @@ export function registerKeyRoutes(app: ApiApp): void {
     },
     async (req, reply) => {
       const id = { ...addressOf(req, req.query.scope, req.query.owner), name: req.params.name };
-      if (!(await keyStore.delete(id))) throw notFoundKey(id);
+      const fired = await app.ctx.store.transaction(async (tx) => {
+        const cur = await keyStore.find(id, tx);
+        if (!cur || !(await keyStore.delete(id, tx))) throw notFoundKey(id);
+        return keyChanged(tx, req, id, 'deleted', cur.encrypted);
+      });
+      if (fired) app.ctx.outbox?.kick();
       await audit(req, 'key.delete', id);
       await sweep();
       return reply.code(204).send(null);

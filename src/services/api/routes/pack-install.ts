@@ -8,6 +8,7 @@ import { Type } from 'typebox';
 import { AppError, badRequest } from '../../../domain/errors.ts';
 import { type InstallSource, installPack } from '../../../packs/install.ts';
 import { hasPermission } from '../auth.ts';
+import { announceDefinitionsChanged } from '../definitions.ts';
 import { Data } from '../http.ts';
 import type { ApiApp } from '../server.ts';
 import { Pack, RefsByKind } from './packs.ts';
@@ -180,6 +181,7 @@ export function registerPackInstallRoutes(app: ApiApp): void {
           requestId: req.id,
           ip: req.ip,
         });
+        announceDefinitionsChanged(app.ctx, { resource: 'packs', refs: [outcome.pack.ref] });
         return reply.code(outcome.operation === 'installed' ? 201 : 200).send({ data: outcome });
       },
     );

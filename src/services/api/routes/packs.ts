@@ -15,7 +15,7 @@ import type { PackSource } from '../../../packs/register.ts';
 import { contentsOf, countColumns, countsOf, packToApi } from '../../../packs/summary.ts';
 import type { Db } from '../../../store/database.ts';
 import { actions, packs, rules, sensors, triggers } from '../../../store/schema.ts';
-import { assertParamSchema } from '../definitions.ts';
+import { announceDefinitionsChanged, assertParamSchema } from '../definitions.ts';
 import {
   Data,
   JsonObject,
@@ -428,6 +428,7 @@ export function registerPackRoutes(app: ApiApp): void {
         await tx.delete(packs).where(eq(packs.id, cur.id));
         return { version: cur.version, deps };
       });
+      announceDefinitionsChanged(app.ctx, { resource: 'packs', refs: [ref] });
       try {
         removeInstalled(app.ctx.packsDir, ref);
       } catch (err) {

@@ -1,6 +1,8 @@
 /**
  * Rules: `/api/v1/rules`. A rule belongs to a pack and says: when an event of `trigger_ref` matches
- * `criteria`, run `action_ref` with `action_params` (templates over the event).
+ * `criteria`, run `action_ref` with `action_params` (templates over the event). `POST …/test` tries
+ * a rule on a payload without side effects. Every write announces itself on the bus
+ * (`notify.definitions.changed`) so that the rule caches of every process reload.
  */
 import { eq, sql } from 'drizzle-orm';
 import { type Static, Type } from 'typebox';
@@ -9,7 +11,11 @@ import { validateAgainst } from '../../../domain/json-schema.ts';
 import { CRITERIA_OPERATORS, criteriaProblems, SEARCH_CONDITIONS } from '../../../rules/operators-list.ts';
 import type { Db } from '../../../store/database.ts';
 import { actions, rules, triggers } from '../../../store/schema.ts';
-import { listDefinitions, packForRef, requirePack } from '../definitions.ts';
+import { KeyStore } from '../../keys/key-store.ts';
+import { type DryRunEvent, type DryRunRule, dryRun, loadEvent } from '../../rules-engine/dry-run.ts';
+import { criteriaTemplateProblems, paramTemplateProblems } from '../../rules-engine/template-check.ts';
+import { hasPermission } from '../auth.ts';
+import { announceDefinitionsChanged, listDefinitions, packForRef, requirePack } from '../definitions.ts';
 import {
   Data,
   DefinitionListQuery,
@@ -82,6 +88,56 @@ const CreateRule = Type.Object(
 );
 const UpdateRule = Type.Object(writable, { additionalProperties: false, minProperties: 1 });
 
+const InlineRule = Type.Object(
+  {
+    ref: Type.Optional({
+      ...Ref,
+      description: "The rule's ref as templates see it (`rule.ref`); default `test.inline`",
+    }),
+    trigger_ref: Ref,
+    trigger_params: Type.Optional(
+      Type.Record(Type.String(), Type.Unknown(), { description: 'Parameters of the trigger instance' }),
+    ),
+    criteria: Type.Optional(Criteria),
+    action_ref: Ref,
+    action_params: Type.Optional(
+      Type.Record(Type.String(), Type.Unknown(), { description: 'Parameters of the action (templates)' }),
+    ),
+  },
+  { additionalProperties: false, description: 'A rule that is not stored' },
+);
+const RuleTestBody = Type.Object(
+  {
+    rule: Type.Union([
+      Type.String({ minLength: 1, maxLength: 300, description: 'Ref of a stored rule' }),
+      InlineRule,
+    ]),
+    payload: Type.Optional(Type.Unknown({ description: 'The event payload to try (instead of event_id)' })),
+    event_id: Type.Optional(
+      Type.Integer({
+        minimum: 1,
+        maximum: Number.MAX_SAFE_INTEGER,
+        description: 'A stored event to try (instead of payload)',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+const DryRunProblem = Type.Object({ stage: Type.String(), message: Type.String() });
+const RuleTestResult = Type.Object({
+  matched: Type.Boolean({ description: 'Whether the criteria hold' }),
+  would_execute: Type.Boolean({ description: 'Whether the rules engine would request an execution' }),
+  criteria: Type.Array(Type.Record(Type.String(), Type.Unknown()), {
+    description: 'One result per criterion',
+  }),
+  parameters: Type.Union([JsonObject, Type.Null()], {
+    description: 'Rendered action parameters (secret ones as {"$secret": true}); null when unmatched',
+  }),
+  secret_parameters: Type.Array(Type.String()),
+  errors: Type.Array(DryRunProblem),
+  notes: Type.Array(Type.String()),
+});
+
 const RuleListQuery = Type.Object(
   {
     ...DefinitionListQuery.properties,
@@ -134,6 +190,13 @@ function assertCriteria(criteria: Record<string, unknown> | undefined): void {
         problems,
       },
     );
+  assertTemplates('criteria', criteriaTemplateProblems(criteria));
+}
+
+/** Templates that cannot compile are refused when the rule is saved (400 naming the place). */
+function assertTemplates(field: 'criteria' | 'action_params', problems: Problem[]): void {
+  if (problems.length)
+    throw validationError(`template at ${problems[0]!.path}: ${problems[0]!.message}`, { field, problems });
 }
 
 /**
@@ -169,6 +232,10 @@ async function checkReferences(
         { field: 'trigger_params', trigger_ref: triggerRef, problems },
       );
   }
+}
+
+function notifyRulesChanged(app: ApiApp, refs: string[], triggerRefs: string[]): void {
+  announceDefinitionsChanged(app.ctx, { resource: 'rules', refs, trigger_refs: [...new Set(triggerRefs)] });
 }
 
 export function registerRuleRoutes(app: ApiApp): void {
@@ -215,6 +282,67 @@ export function registerRuleRoutes(app: ApiApp): void {
     },
   );
 
+  app.post(
+    '/api/v1/rules/test',
+    {
+      config: { permission: ['rules', 'read'] },
+      schema: {
+        tags,
+        summary: 'Try a rule on an event (dry run)',
+        description:
+          'Evaluates a stored rule (`rule: "<ref>"`) or an inline one (`rule: {trigger_ref, criteria, ' +
+          'action_ref, action_params}`) against a `payload` or a stored event (`event_id`), exactly as the ' +
+          'rules engine would, and changes nothing. Answers whether the criteria match (with a result per ' +
+          'criterion), the parameters the action would get (secret ones redacted) and every error. ' +
+          'Encrypted keys are decrypted for the templates only when the caller has the decrypt permission ' +
+          'on keys.',
+        body: RuleTestBody,
+        response: { 200: Data(RuleTestResult), ...readErrors },
+      },
+    },
+    async (req) => {
+      const b = req.body;
+      if ((b.payload === undefined) === (b.event_id === undefined))
+        throw validationError('give either `payload` or `event_id`', { fields: ['payload', 'event_id'] });
+      let rule: DryRunRule;
+      if (typeof b.rule === 'string') {
+        const [r] = await db().select().from(rules).where(eq(rules.ref, b.rule));
+        if (!r) throw notFound('rule', b.rule);
+        rule = r;
+      } else {
+        assertCriteria(b.rule.criteria);
+        assertTemplates('action_params', paramTemplateProblems(b.rule.action_params));
+        const ref = b.rule.ref ?? 'test.inline';
+        rule = {
+          ref,
+          packRef: ref.slice(0, ref.indexOf('.')),
+          triggerRef: b.rule.trigger_ref,
+          triggerParams: b.rule.trigger_params ?? {},
+          criteria: b.rule.criteria ?? {},
+          actionRef: b.rule.action_ref,
+          actionParams: b.rule.action_params ?? {},
+        };
+      }
+      let ev: DryRunEvent | undefined;
+      if (b.event_id !== undefined) {
+        ev = await loadEvent(db(), b.event_id);
+        if (!ev) throw notFound('event', b.event_id);
+      } else
+        ev = {
+          id: null,
+          triggerRef: rule.triggerRef,
+          triggerParams: rule.triggerParams,
+          source: 'test',
+          createdAt: new Date(),
+          payload: b.payload,
+        };
+      const data = await dryRun(db(), new KeyStore(app.ctx.store, app.ctx.cipher), rule, ev, {
+        decryptKeys: hasPermission(req, 'keys', 'decrypt'),
+      });
+      return { data };
+    },
+  );
+
   app.get(
     '/api/v1/rules/:ref',
     {
@@ -249,6 +377,7 @@ export function registerRuleRoutes(app: ApiApp): void {
     async (req, reply) => {
       const b = req.body;
       assertCriteria(b.criteria);
+      assertTemplates('action_params', paramTemplateProblems(b.action_params));
       const pack = await packForRef(db(), b.ref, b.pack_ref);
       await checkReferences(db(), b.trigger_ref, b.action_ref, b.trigger_params ?? {});
       const [r] = await db()
@@ -272,6 +401,7 @@ export function registerRuleRoutes(app: ApiApp): void {
         .onConflictDoNothing()
         .returning();
       if (!r) throw conflict(`rule '${b.ref}' already exists`, { ref: b.ref });
+      notifyRulesChanged(app, [r.ref], [r.triggerRef]);
       return reply.code(201).send({ data: ruleToApi(r) });
     },
   );
@@ -292,6 +422,7 @@ export function registerRuleRoutes(app: ApiApp): void {
       const b = req.body;
       const ref = req.params.ref;
       assertCriteria(b.criteria);
+      assertTemplates('action_params', paramTemplateProblems(b.action_params));
       const [cur] = await db().select().from(rules).where(eq(rules.ref, ref));
       if (!cur) throw notFound('rule', ref);
       if (b.trigger_ref !== undefined || b.action_ref !== undefined || b.trigger_params !== undefined)
@@ -318,6 +449,7 @@ export function registerRuleRoutes(app: ApiApp): void {
         .where(eq(rules.id, cur.id))
         .returning();
       if (!r) throw notFound('rule', ref);
+      notifyRulesChanged(app, [r.ref], [cur.triggerRef, r.triggerRef]);
       return { data: ruleToApi(r) };
     },
   );
@@ -345,6 +477,7 @@ export function registerRuleRoutes(app: ApiApp): void {
           .where(eq(rules.ref, req.params.ref))
           .returning();
         if (!r) throw notFound('rule', req.params.ref);
+        notifyRulesChanged(app, [r.ref], [r.triggerRef]);
         return { data: ruleToApi(r) };
       },
     );
@@ -362,8 +495,12 @@ export function registerRuleRoutes(app: ApiApp): void {
       },
     },
     async (req, reply) => {
-      const r = await db().delete(rules).where(eq(rules.ref, req.params.ref)).returning({ id: rules.id });
+      const r = await db()
+        .delete(rules)
+        .where(eq(rules.ref, req.params.ref))
+        .returning({ id: rules.id, triggerRef: rules.triggerRef });
       if (!r.length) throw notFound('rule', req.params.ref);
+      notifyRulesChanged(app, [req.params.ref], [r[0]!.triggerRef]);
       return reply.code(204).send(null);
     },
   );

@@ -1,11 +1,12 @@
 /**
  * Sensors: `/api/v1/sensors`. A sensor belongs to a pack: a process (script) that watches something
- * and emits events of the trigger types it names.
+ * and emits events of the trigger types it names. `…/{ref}/status` and `…/{ref}/logs` show how its
+ * process runs (see services/sensors/sensor-manager.ts).
  */
-import { eq, sql } from 'drizzle-orm';
+import { and, desc, eq, inArray, sql } from 'drizzle-orm';
 import { type Static, Type } from 'typebox';
 import { conflict, notFound, unprocessable, validationError } from '../../../domain/errors.ts';
-import { sensors, triggers } from '../../../store/schema.ts';
+import { rules, sensorLogs, sensorProcesses, sensors, triggers } from '../../../store/schema.ts';
 import { assertEntryPoint, listDefinitions, missingRefs, packForRef, requirePack } from '../definitions.ts';
 import {
   Data,
@@ -61,6 +62,42 @@ const Sensor = Type.Object({
   created_at: Timestamp,
   updated_at: Timestamp,
 });
+
+const SensorStatus = Type.Object({
+  sensor_ref: Type.String(),
+  enabled: Type.Boolean(),
+  needed: Type.Boolean({ description: 'an enabled rule uses one of its triggers' }),
+  status: Type.String({ description: 'starting | running | backoff | failed | stopped' }),
+  owner: Type.Union([Type.String(), Type.Null()], { description: 'the node running it' }),
+  lease_active: Type.Boolean(),
+  lease_expires_at: Type.Union([Timestamp, Type.Null()]),
+  pid: Type.Union([Type.Integer(), Type.Null()]),
+  restarts: Type.Integer(),
+  last_exit_code: Type.Union([Type.Integer(), Type.Null()]),
+  last_error: Type.Union([Type.String(), Type.Null()]),
+  next_restart_at: Type.Union([Timestamp, Type.Null()]),
+  started_at: Type.Union([Timestamp, Type.Null()]),
+  updated_at: Type.Union([Timestamp, Type.Null()]),
+});
+const SensorLogLine = Type.Object({
+  id: Type.Integer(),
+  stream: Type.String({ description: 'stderr | invalid | system' }),
+  line: Type.String(),
+  created_at: Timestamp,
+});
+const SensorLogsQuery = Type.Object(
+  {
+    tail: Type.Optional(
+      Type.Integer({ minimum: 1, maximum: 1000, default: 100, description: 'How many of the last lines' }),
+    ),
+    stream: Type.Optional(
+      Type.Union([Type.Literal('stderr'), Type.Literal('invalid'), Type.Literal('system')], {
+        description: 'Only lines of this stream',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
 
 const writable = {
   label: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
@@ -314,6 +351,108 @@ export function registerSensorRoutes(app: ApiApp): void {
         .returning({ id: sensors.id });
       if (!r.length) throw notFound('sensor', req.params.ref);
       return reply.code(204).send(null);
+    },
+  );
+  app.get(
+    '/api/v1/sensors/:ref/status',
+    {
+      config: { permission: ['sensors', 'read'] },
+      schema: {
+        tags,
+        summary: "A sensor's process",
+        description:
+          'Where and how the sensor runs: `status` (starting, running, backoff, failed, stopped), the node ' +
+          'holding it (`owner`, under a lease until `lease_expires_at`; `lease_active` false means that node ' +
+          'stopped renewing it), its pid, restarts, last exit code and error, and when it restarts. ' +
+          '`needed` tells whether an enabled rule uses one of its triggers (it runs only then).',
+        params: RefParams,
+        response: { 200: Data(SensorStatus), ...readErrors },
+      },
+    },
+    async (req) => {
+      const ref = req.params.ref;
+      const [s] = await db().select().from(sensors).where(eq(sensors.ref, ref));
+      if (!s) throw notFound('sensor', ref);
+      const [p] = await db()
+        .select({
+          row: sensorProcesses,
+          active: sql<boolean>`coalesce(${sensorProcesses.leaseExpiresAt} >= now(), false)`,
+        })
+        .from(sensorProcesses)
+        .where(eq(sensorProcesses.sensorRef, ref));
+      const used = s.triggerRefs.length
+        ? await db()
+            .select({ id: rules.id })
+            .from(rules)
+            .innerJoin(triggers, eq(triggers.ref, rules.triggerRef))
+            .where(
+              and(
+                eq(rules.enabled, true),
+                eq(triggers.enabled, true),
+                inArray(rules.triggerRef, s.triggerRefs),
+              ),
+            )
+            .limit(1)
+        : [];
+      const r = p?.row;
+      return {
+        data: {
+          sensor_ref: ref,
+          enabled: s.enabled,
+          needed: s.enabled && used.length > 0,
+          status: r?.status ?? 'stopped',
+          owner: r?.owner ?? null,
+          lease_active: !!p?.active && !!r?.owner,
+          lease_expires_at: iso(r?.leaseExpiresAt),
+          pid: r?.pid ?? null,
+          restarts: r?.restarts ?? 0,
+          last_exit_code: r?.lastExitCode ?? null,
+          last_error: r?.lastError ?? null,
+          next_restart_at: iso(r?.nextRestartAt),
+          started_at: iso(r?.startedAt),
+          updated_at: iso(r?.updatedAt),
+        },
+      };
+    },
+  );
+
+  app.get(
+    '/api/v1/sensors/:ref/logs',
+    {
+      config: { permission: ['sensors', 'read'] },
+      schema: {
+        tags,
+        summary: "A sensor's log",
+        description:
+          "The last `tail` lines (default 100, at most 1000), oldest first: the process's stderr " +
+          '(`stderr`), stdout lines that were not valid events with the reason (`invalid`), and what the ' +
+          'platform did — started, exited, restarting, stopped (`system`). Filter: `stream`. The newest ' +
+          'lines of each sensor are kept (1000 by default).',
+        params: RefParams,
+        querystring: SensorLogsQuery,
+        response: { 200: Data(Type.Array(SensorLogLine)), ...readErrors },
+      },
+    },
+    async (req) => {
+      const ref = req.params.ref;
+      const [s] = await db().select({ id: sensors.id }).from(sensors).where(eq(sensors.ref, ref));
+      if (!s) throw notFound('sensor', ref);
+      const rows = await db()
+        .select()
+        .from(sensorLogs)
+        .where(
+          and(
+            eq(sensorLogs.sensorRef, ref),
+            req.query.stream ? eq(sensorLogs.stream, req.query.stream) : undefined,
+          ),
+        )
+        .orderBy(desc(sensorLogs.id))
+        .limit(req.query.tail ?? 100);
+      return {
+        data: rows
+          .reverse()
+          .map((l) => ({ id: l.id, stream: l.stream, line: l.line, created_at: iso(l.createdAt)! })),
+      };
     },
   );
 }

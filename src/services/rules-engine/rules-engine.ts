@@ -1,0 +1,386 @@
+/**
+ * The rules engine: consumes `event.created`, matches each event against the enabled rules of its
+ * trigger (the `RuleIndex`), and for every rule that matches records an enforcement and requests an
+ * execution of the rule's action with the rendered parameters.
+ *
+ * Batches: the queue is consumed with a prefetch of several batches; the messages delivered together
+ * are handled by one pass (`Batcher`): one read of the events, one of the enforcements already made
+ * for them, one of the actions involved, one of the system keys (only when a rule template uses
+ * `keys`), then one transaction that writes every enforcement, execution, secret and outbox message
+ * of the batch. A message is acknowledged once its batch has committed.
+ *
+ * Idempotency (DESIGN §4.2): enforcements are unique on (rule_ref, event_id) and inserted with
+ * `ON CONFLICT DO NOTHING`; an execution is created only for an enforcement this pass inserted, so a
+ * redelivered or concurrently processed `event.created` never yields a second execution.
+ *
+ * Secrets (DESIGN §4.7): parameters whose value derives from an encrypted key, or that the action's
+ * param_schema marks `secret: true`, are stored as `{"$secret": true}` in the execution (and the
+ * enforcement); their values go to `execution_secrets`, encrypted.
+ */
+import { inArray, sql } from 'drizzle-orm';
+import type { Bus, BusLogger, Subscription } from '../../bus/bus.ts';
+import { silentLogger } from '../../bus/bus.ts';
+import { writeOutboxMany } from '../../bus/outbox.ts';
+import type { Cipher } from '../../security/crypto.ts';
+import type { Store } from '../../store/database.ts';
+import { actions, enforcements, events, executionSecrets, executions } from '../../store/schema.ts';
+import { KeyStore } from '../keys/key-store.ts';
+import { Batcher } from '../runtime/batcher.ts';
+import { sealParameters } from '../runtime/execution-secrets.ts';
+import { type ExecutionRequested, QUEUES, TOPICS } from '../runtime/messages.ts';
+import {
+  type ActionInfo,
+  type EventContext,
+  evaluateRule,
+  type RuleOutcome,
+  ruleUsesKeys,
+} from './evaluate.ts';
+import { type IndexedRule, paramsKey, RuleIndex } from './rule-index.ts';
+import { loadSystemKeys, NO_KEYS, type TemplateKeys } from './system-keys.ts';
+
+type EventRow = typeof events.$inferSelect;
+
+export interface RulesEngineDeps {
+  /** The instance cipher: decrypts keys, encrypts secret parameters. */
+  cipher: Cipher;
+  /** Kicked after each batch that requested executions. */
+  outbox?: { kick(): void } | undefined;
+  /** Shared with the rest of the process when given (its owner attaches it to the bus); otherwise the engine makes and attaches its own. */
+  ruleIndex?: RuleIndex;
+  logger?: BusLogger;
+  /** The "now" of time-based criteria (`timediff_*`); default: the event's creation time. */
+  clock?: () => Date;
+  /** Messages handled at once. Default 256 (two batches: one in flight, one gathering). */
+  prefetch?: number;
+  /** Largest batch. Default 128. */
+  maxBatchSize?: number;
+  /** Batches processed at once. Default 1 on PGlite (one connection), 2 on PostgreSQL. */
+  concurrency?: number;
+}
+
+export interface RulesEngineStats {
+  /** Events looked at (a redelivered one counts again). */
+  events: number;
+  /** Enforcements created (matched rules), including failed ones. */
+  enforcements: number;
+  /** Executions requested. */
+  executions: number;
+  /** Enforcements that failed (criteria or parameters could not be evaluated, action missing …). */
+  failed: number;
+  /** Rule/event pairs skipped because an enforcement already existed. */
+  duplicates: number;
+  batches: number;
+}
+
+/** What one pass did. */
+export interface PassResult {
+  events: number;
+  enforcements: number;
+  executions: number;
+  failed: number;
+  duplicates: number;
+  /** Ids of the executions requested by this pass. */
+  executionIds: number[];
+}
+
+interface Planned {
+  event: EventRow;
+  rule: IndexedRule;
+  action: ActionInfo | undefined;
+  outcome: Exclude<RuleOutcome, { kind: 'unmatched' }>;
+  sealed?: { parameters: Record<string, unknown>; ciphertext: string | null };
+}
+
+export class RulesEngine {
+  readonly stats: RulesEngineStats = {
+    events: 0,
+    enforcements: 0,
+    executions: 0,
+    failed: 0,
+    duplicates: 0,
+    batches: 0,
+  };
+  readonly ruleIndex: RuleIndex;
+  readonly #store: Store;
+  readonly #deps: RulesEngineDeps;
+  readonly #keyStore: KeyStore;
+  readonly #log: BusLogger;
+  readonly #batcher: Batcher<number, void>;
+  #subscription: Subscription | undefined;
+  readonly #ownsIndex: boolean;
+
+  constructor(store: Store, deps: RulesEngineDeps) {
+    this.#store = store;
+    this.#deps = deps;
+    this.#keyStore = new KeyStore(store, deps.cipher);
+    this.#log = deps.logger ?? silentLogger;
+    this.#ownsIndex = !deps.ruleIndex;
+    this.ruleIndex = deps.ruleIndex ?? new RuleIndex(store.db);
+    this.#batcher = new Batcher<number, void>(
+      async (ids) => {
+        await this.processEvents(ids);
+      },
+      {
+        maxBatchSize: deps.maxBatchSize ?? 128,
+        concurrency: deps.concurrency ?? (store.kind === 'pglite' ? 1 : 2),
+      },
+    );
+  }
+
+  /** Creates an engine and starts consuming. */
+  static async start(bus: Bus, store: Store, deps: RulesEngineDeps): Promise<RulesEngine> {
+    const engine = new RulesEngine(store, deps);
+    await engine.start(bus);
+    return engine;
+  }
+
+  /** Follows rule changes and consumes `attune.rules-engine` (bound to `event.created`). */
+  async start(bus: Bus): Promise<void> {
+    if (this.#subscription) return;
+    if (this.#ownsIndex) await this.ruleIndex.attach(bus);
+    this.#subscription = await bus.consume(
+      QUEUES.rulesEngine,
+      { topics: [TOPICS.eventCreated], prefetch: this.#deps.prefetch ?? 256 },
+      (msg) => this.handleMessage(msg.payload),
+    );
+  }
+
+  /** The handler of one `event.created` message: resolves when its batch has committed. */
+  async handleMessage(payload: unknown): Promise<void> {
+    const id = (payload as { event_id?: unknown } | null)?.event_id;
+    if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 1) {
+      // Not retryable: a malformed message stays malformed. Acknowledge it and say so.
+      this.#log.error({ payload }, 'event.created without a valid event_id; ignored');
+      return;
+    }
+    await this.#batcher.add(id);
+  }
+
+  /** Stops consuming after the batches in flight. */
+  async stop(): Promise<void> {
+    const s = this.#subscription;
+    this.#subscription = undefined;
+    await s?.close();
+    await this.#batcher.close();
+    if (this.#ownsIndex) await this.ruleIndex.detach();
+  }
+
+  /**
+   * One pass over events (by id; unknown ids are skipped): matches, renders, and writes everything
+   * in one transaction. Safe to call again with the same ids.
+   */
+  async processEvents(eventIds: readonly number[]): Promise<PassResult> {
+    const ids = [...new Set(eventIds)];
+    const result: PassResult = {
+      events: 0,
+      enforcements: 0,
+      executions: 0,
+      failed: 0,
+      duplicates: 0,
+      executionIds: [],
+    };
+    if (!ids.length) return result;
+    const db = this.#store.db;
+    const evs = await db.select().from(events).where(inArray(events.id, ids));
+    result.events = evs.length;
+    this.stats.events += evs.length;
+    this.stats.batches++;
+    if (!evs.length) return result;
+
+    // Candidate (event, rule) pairs, without those already enforced.
+    const triggerRefs = [...new Set(evs.map((e) => e.triggerRef))];
+    const rulesOf = new Map<string, readonly IndexedRule[]>();
+    await Promise.all(triggerRefs.map(async (t) => rulesOf.set(t, await this.ruleIndex.rulesFor(t))));
+    const withRules = evs.filter((e) => (rulesOf.get(e.triggerRef)?.length ?? 0) > 0);
+    if (!withRules.length) return result;
+    const done = new Set(
+      (
+        await db
+          .select({ ruleRef: enforcements.ruleRef, eventId: enforcements.eventId })
+          .from(enforcements)
+          .where(
+            inArray(
+              enforcements.eventId,
+              withRules.map((e) => e.id),
+            ),
+          )
+      ).map((r) => pairKey(r.ruleRef, r.eventId)),
+    );
+    const pairs: { event: EventRow; rule: IndexedRule }[] = [];
+    for (const event of withRules) {
+      // A rule of a parameterised trigger (a webhook's name, a timer's spec) sees only the events
+      // fired with its own parameters.
+      const params = paramsKey(event.triggerParams);
+      for (const rule of rulesOf.get(event.triggerRef) ?? []) {
+        if (ruleParamsKey(rule) !== params) continue;
+        if (done.has(pairKey(rule.ref, event.id))) result.duplicates++;
+        else pairs.push({ event, rule });
+      }
+    }
+    this.stats.duplicates += result.duplicates;
+    if (!pairs.length) return result;
+
+    // What the templates need: the actions, and the system keys when a rule uses them.
+    const actionRefs = [...new Set(pairs.map((p) => p.rule.actionRef))];
+    const actionRows = await db
+      .select({
+        ref: actions.ref,
+        runner: actions.runner,
+        enabled: actions.enabled,
+        paramSchema: actions.paramSchema,
+      })
+      .from(actions)
+      .where(inArray(actions.ref, actionRefs));
+    const actionOf = new Map<string, ActionInfo>(actionRows.map((a) => [a.ref, a]));
+    let keys: TemplateKeys = NO_KEYS;
+    if (pairs.some((p) => ruleUsesKeys(p.rule))) keys = await loadSystemKeys(db, this.#keyStore);
+
+    const planned: Planned[] = [];
+    for (const { event, rule } of pairs) {
+      const action = actionOf.get(rule.actionRef);
+      const outcome = evaluateRule(rule, eventContext(event), keys, action, {
+        now: this.#deps.clock?.() ?? event.createdAt,
+      });
+      if (outcome.kind === 'unmatched') continue;
+      const p: Planned = { event, rule, action, outcome };
+      if (outcome.kind === 'matched')
+        p.sealed = sealParameters(this.#deps.cipher, outcome.parameters, outcome.secret);
+      planned.push(p);
+    }
+    if (!planned.length) return result;
+
+    await this.#store.transaction(async (tx) => {
+      const inserted: { id: number; ruleRef: string; eventId: number }[] = [];
+      for (const part of chunks(planned, ROWS_PER_INSERT))
+        inserted.push(
+          ...(await tx
+            .insert(enforcements)
+            .values(
+              part.map((p) => ({
+                ruleId: p.rule.id,
+                ruleRef: p.rule.ref,
+                triggerRef: p.event.triggerRef,
+                eventId: p.event.id,
+                status: p.outcome.kind === 'matched' ? 'scheduled' : 'failed',
+                resolvedParams:
+                  p.sealed?.parameters ??
+                  (p.outcome.kind === 'failed' ? (p.outcome.parameters ?? null) : null),
+                failureReason: p.outcome.kind === 'failed' ? p.outcome.reason : null,
+              })),
+            )
+            .onConflictDoNothing({ target: [enforcements.ruleRef, enforcements.eventId] })
+            .returning({
+              id: enforcements.id,
+              ruleRef: enforcements.ruleRef,
+              eventId: enforcements.eventId,
+            })),
+        );
+      const enforcementId = new Map(inserted.map((r) => [pairKey(r.ruleRef, r.eventId), r.id]));
+      result.enforcements = inserted.length;
+      // Lost a race with another pass over the same event: that pass made them.
+      const raced = planned.length - inserted.length;
+      result.duplicates += raced;
+      this.stats.duplicates += raced;
+      const toRun = planned.filter(
+        (p) => p.outcome.kind === 'matched' && enforcementId.has(pairKey(p.rule.ref, p.event.id)),
+      );
+      result.failed = planned.filter(
+        (p) => p.outcome.kind === 'failed' && enforcementId.has(pairKey(p.rule.ref, p.event.id)),
+      ).length;
+      if (!toRun.length) return;
+      const made: { id: number; enforcementId: number | null }[] = [];
+      for (const part of chunks(toRun, ROWS_PER_INSERT))
+        made.push(
+          ...(await tx
+            .insert(executions)
+            .values(
+              part.map((p) => ({
+                actionRef: p.rule.actionRef,
+                runner: p.action!.runner,
+                parameters: p.sealed!.parameters,
+                status: 'requested',
+                enforcementId: enforcementId.get(pairKey(p.rule.ref, p.event.id))!,
+                ruleRef: p.rule.ref,
+                triggerRef: p.event.triggerRef,
+                eventId: p.event.id,
+                createdBy: `rule:${p.rule.ref}`,
+              })),
+            )
+            .returning({ id: executions.id, enforcementId: executions.enforcementId })),
+        );
+      const ids = made.map((m) => m.id);
+      // Each is the root of its own tree (a workflow's children point to it).
+      for (const part of chunks(ids, ROWS_PER_INSERT))
+        await tx
+          .update(executions)
+          .set({ rootId: sql`${executions.id}` })
+          .where(inArray(executions.id, part));
+      const byEnforcement = new Map(made.map((m) => [m.enforcementId!, m.id]));
+      const secrets = toRun
+        .filter((p) => p.sealed!.ciphertext !== null)
+        .map((p) => ({
+          executionId: byEnforcement.get(enforcementId.get(pairKey(p.rule.ref, p.event.id))!)!,
+          ciphertext: p.sealed!.ciphertext!,
+        }));
+      for (const part of chunks(secrets, ROWS_PER_INSERT)) await tx.insert(executionSecrets).values(part);
+      await writeOutboxMany(
+        tx,
+        TOPICS.executionRequested,
+        ids.map((id) => ({ execution_id: id }) satisfies ExecutionRequested),
+      );
+      result.executions = ids.length;
+      result.executionIds = ids;
+    });
+    this.stats.enforcements += result.enforcements;
+    this.stats.executions += result.executions;
+    this.stats.failed += result.failed;
+    if (result.executions) this.#deps.outbox?.kick();
+    if (result.failed)
+      for (const p of planned)
+        if (p.outcome.kind === 'failed')
+          this.#log.warn(
+            { event_id: p.event.id, rule_ref: p.rule.ref, reason: p.outcome.reason },
+            'rule enforcement failed',
+          );
+    return result;
+  }
+}
+
+/** Rows per multi-row INSERT: well under PostgreSQL's 65,535 parameters per statement. */
+const ROWS_PER_INSERT = 1000;
+
+function* chunks<T>(items: readonly T[], size: number): Generator<T[]> {
+  for (let i = 0; i < items.length; i += size) yield items.slice(i, i + size);
+}
+
+const pairKey = (ruleRef: string, eventId: number): string => `${eventId}\u0000${ruleRef}`;
+
+const ruleParamsKeys = new WeakMap<IndexedRule, string>();
+function ruleParamsKey(rule: IndexedRule): string {
+  let k = ruleParamsKeys.get(rule);
+  if (k === undefined) {
+    k = paramsKey(rule.triggerParams);
+    ruleParamsKeys.set(rule, k);
+  }
+  return k;
+}
+
+/** What templates see of an event. */
+export function eventContext(
+  e: Pick<EventRow, 'id' | 'triggerRef' | 'triggerParams' | 'source' | 'createdAt' | 'payload'>,
+): EventContext {
+  return {
+    payload: e.payload,
+    event: {
+      id: e.id,
+      trigger: e.triggerRef,
+      trigger_params: e.triggerParams,
+      source: e.source,
+      created_at: e.createdAt.toISOString(),
+    },
+  };
+}
+
+/** Starts a rules engine on `bus` (see `RulesEngine.start`). */
+export const startRulesEngine = (bus: Bus, store: Store, deps: RulesEngineDeps): Promise<RulesEngine> =>
+  RulesEngine.start(bus, store, deps);
