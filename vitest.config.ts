@@ -14,6 +14,11 @@ export default defineConfig({
       { extends: true, test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
       { extends: true, test: { name: 'e2e', include: ['test/e2e/**/*.test.ts'] } },
       { extends: true, test: { name: 'services', include: ['test/services/**/*.test.ts'] } },
+      // The web UI's component tests, in a simulated browser (files that need a server say so).
+      {
+        extends: true,
+        test: { name: 'web', include: ['web/test/**/*.test.{ts,tsx}'], environment: 'happy-dom' },
+      },
       {
         extends: true,
         test: { name: 'pglite', include: integration, env: { ATTUNE_TEST_BACKEND: 'pglite' } },

@@ -18,6 +18,7 @@ let ok = true;
 if (!extra.length) {
   ok = step('lint (biome)', bin('biome'), ['check', '.']) && ok;
   ok = step('type-check (tsc)', bin('tsc'), ['--noEmit', '-p', '.']) && ok;
+  ok = step('type-check web UI (tsc)', bin('tsc'), ['--noEmit', '-p', 'web']) && ok;
 }
 const report = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'attune-vitest-')), 'report.json');
 const tests = step('tests (vitest)', bin('vitest'), [

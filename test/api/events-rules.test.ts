@@ -66,7 +66,7 @@ describeBackend('events and rules: POST /events → enforcement → execution(re
     await until(
       async () => ({
         depth: await s.platform.bus.queueDepth('attune.rules-engine'),
-        stats: { ...s.platform.rulesEngine.stats },
+        stats: { ...s.platform.rulesEngine!.stats },
       }),
       (v) => v.depth === 0,
       10_000,
@@ -405,8 +405,8 @@ describeBackend('events and rules: POST /events → enforcement → execution(re
         s.platform.bus.publish(TOPICS.eventCreated, { event_id: e.id }),
       ]);
       const direct = await Promise.all([
-        s.platform.rulesEngine.processEvents([e.id, e.id]),
-        s.platform.rulesEngine.processEvents([e.id]),
+        s.platform.rulesEngine!.processEvents([e.id, e.id]),
+        s.platform.rulesEngine!.processEvents([e.id]),
       ]);
       for (const r of direct) expect(r).toMatchObject({ enforcements: 0, executions: 0 });
       await settled();
@@ -538,7 +538,7 @@ describeBackend('events and rules: POST /events → enforcement → execution(re
     });
 
     it('the rule index reloads when a rule is disabled and enabled through the API', async () => {
-      const idx = s.platform.rulesEngine.ruleIndex;
+      const idx = s.platform.rulesEngine!.ruleIndex;
       const payload = { severity: 'critical', host: 'web-9', count: 4, tags: ['prod'] };
       const a = await postEvent('ev.alert', payload);
       await until(

@@ -31,6 +31,8 @@ const PUBLIC: [method: string, url: RegExp][] = [
   ['GET', /^\/api-spec\/.+$/],
   // webhook receivers check their own signatures; managing webhooks is not public
   ['POST', /^\/api\/v1\/webhooks\/.+$/],
+  // the web UI's static files (it signs in through the API)
+  ['GET', /^\/\*?$/],
 ];
 const isPublicByDesign = (r: RouteInfo) => PUBLIC.some(([m, re]) => m === r.method && re.test(r.url));
 /** Routes outside /api/v1 that only need an authenticated caller (the caller's own session). */

@@ -19,6 +19,7 @@ import type { ApiContext } from './context.ts';
 import { installErrorHandling, sendError } from './errors.ts';
 import { ErrorBody } from './http.ts';
 import { registerRoutes } from './routes/index.ts';
+import { registerUi } from './ui.ts';
 import { validatorCompiler } from './validation.ts';
 
 export type ApiApp = FastifyInstance<
@@ -134,5 +135,6 @@ export async function buildApi(ctx: ApiContext, loggerInstance: FastifyBaseLogge
   );
 
   registerRoutes(app);
+  registerUi(app);
   return app;
 }

@@ -18,6 +18,7 @@ import { registerPackRoutes } from './packs.ts';
 import { registerRoleRoutes } from './roles.ts';
 import { registerRuleRoutes } from './rules.ts';
 import { registerSensorRoutes } from './sensors.ts';
+import { registerStatsRoutes } from './stats.ts';
 import { registerTriggerRoutes } from './triggers.ts';
 import { registerWebhookRoutes } from './webhooks.ts';
 import { registerWorkflowRunRoutes } from './workflow-runs.ts';
@@ -40,6 +41,7 @@ export function registerRoutes(app: ApiApp): void {
   registerEventRoutes(app);
   registerEnforcementRoutes(app);
   registerExecutionRoutes(app);
+  registerStatsRoutes(app);
   registerWorkflowRunRoutes(app);
   registerInquiryRoutes(app);
   registerWebhookRoutes(app);
