@@ -15,6 +15,8 @@ export interface Config {
   databaseUrl: string | undefined;
   /** Unset = in-process bus. */
   amqpUrl: string | undefined;
+  /** Keeps deployments sharing one RabbitMQ apart (exchange and queue-name prefix). */
+  amqpNamespace: string | undefined;
   adminPassword: string | undefined;
   encryptionKey: string | undefined;
   jwtSecret: string | undefined;
@@ -29,6 +31,12 @@ export interface Config {
   packPathAllowlist: string[];
   /** Executions one worker process runs at once. */
   workerCapacity: number;
+  /** `json`, `pretty`, or undefined: pretty on a terminal, JSON otherwise. */
+  logFormat: 'json' | 'pretty' | undefined;
+  /** `GET /metrics` answers without authentication (for scrapers on a private network). */
+  metricsPublic: boolean;
+  /** Port of a metrics-only HTTP listener in processes that run no API (unset = none). */
+  metricsPort: number | undefined;
 }
 
 const KEYS: Record<keyof Config, string> = {
@@ -37,6 +45,7 @@ const KEYS: Record<keyof Config, string> = {
   dataDir: 'ATTUNE_DATA_DIR',
   databaseUrl: 'ATTUNE_DATABASE_URL',
   amqpUrl: 'ATTUNE_AMQP_URL',
+  amqpNamespace: 'ATTUNE_AMQP_NAMESPACE',
   adminPassword: 'ATTUNE_ADMIN_PASSWORD',
   encryptionKey: 'ATTUNE_ENCRYPTION_KEY',
   jwtSecret: 'ATTUNE_JWT_SECRET',
@@ -46,6 +55,9 @@ const KEYS: Record<keyof Config, string> = {
   packUploadLimit: 'ATTUNE_PACK_UPLOAD_LIMIT',
   packPathAllowlist: 'ATTUNE_PACK_PATHS',
   workerCapacity: 'ATTUNE_WORKER_CAPACITY',
+  logFormat: 'ATTUNE_LOG_FORMAT',
+  metricsPublic: 'ATTUNE_METRICS_PUBLIC',
+  metricsPort: 'ATTUNE_METRICS_PORT',
 };
 
 export class ConfigError extends Error {}
@@ -56,6 +68,21 @@ function intOf(name: string, raw: string | undefined, dflt: number, min: number,
   if (!Number.isInteger(n) || n < min || n > max)
     throw new ConfigError(`${name} must be an integer between ${min} and ${max}, got '${raw}'`);
   return n;
+}
+
+function boolOf(name: string, raw: string | undefined, dflt: boolean): boolean {
+  if (raw === undefined || raw === '') return dflt;
+  const v = raw.trim().toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(v)) return true;
+  if (['false', '0', 'no', 'off'].includes(v)) return false;
+  throw new ConfigError(`${name} must be true or false, got '${raw}'`);
+}
+
+function logFormatOf(raw: string | undefined): Config['logFormat'] {
+  if (raw === undefined || raw === '') return undefined;
+  const v = raw.trim().toLowerCase();
+  if (v === 'json' || v === 'pretty') return v;
+  throw new ConfigError(`ATTUNE_LOG_FORMAT must be json or pretty, got '${raw}'`);
 }
 
 /** Reads the configuration. `env` defaults to `process.env`; tests pass their own. */
@@ -90,6 +117,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     dataDir: path.resolve(cwd, get('dataDir') ?? '.attune'),
     databaseUrl: get('databaseUrl'),
     amqpUrl: get('amqpUrl'),
+    amqpNamespace: get('amqpNamespace'),
     adminPassword: get('adminPassword'),
     encryptionKey: get('encryptionKey'),
     jwtSecret: get('jwtSecret'),
@@ -103,5 +131,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
       .filter(Boolean)
       .map((p) => path.resolve(cwd, p)),
     workerCapacity: intOf('ATTUNE_WORKER_CAPACITY', get('workerCapacity'), 32, 1, 10_000),
+    logFormat: logFormatOf(get('logFormat')),
+    metricsPublic: boolOf('ATTUNE_METRICS_PUBLIC', get('metricsPublic'), false),
+    metricsPort:
+      get('metricsPort') === undefined
+        ? undefined
+        : intOf('ATTUNE_METRICS_PORT', get('metricsPort'), 0, 0, 65535),
   };
 }

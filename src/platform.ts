@@ -15,6 +15,7 @@ import { PrincipalLoader } from './services/api/auth.ts';
 import { type ApiContext, Health, makeAudit } from './services/api/context.ts';
 import { type ApiApp, buildApi } from './services/api/server.ts';
 import { type BootstrapResult, bootstrap } from './services/bootstrap.ts';
+import { type MetricsServer, startMetricsServer } from './services/metrics/server.ts';
 import { type RulesEngine, startRulesEngine } from './services/rules-engine/index.ts';
 import { type ExecutionRuntime, packDirResolver, startExecutionRuntime } from './services/scheduler/index.ts';
 import { SensorManager } from './services/sensors/sensor-manager.ts';
@@ -66,7 +67,7 @@ export class PlatformConfigError extends Error {}
 
 export async function startPlatform(config: Config, opts: StartOptions = {}): Promise<Platform> {
   const t0 = performance.now();
-  const log = opts.logger ?? createLogger(config.logLevel);
+  const log = opts.logger ?? createLogger(config.logLevel, config.logFormat);
   const roles: readonly Role[] = opts.roles?.length ? [...new Set(opts.roles)] : ROLES;
   const has = (r: Role) => roles.includes(r);
   const embedded = !config.databaseUrl;
@@ -90,7 +91,9 @@ export async function startPlatform(config: Config, opts: StartOptions = {}): Pr
   let workflowHost: WorkflowHost | undefined;
   let timers: TimerService | undefined;
   let sensors: SensorManager | undefined;
+  let metricsServer: MetricsServer | undefined;
   const stopRuntime = async () => {
+    await metricsServer?.close();
     await sensors?.stop();
     await timers?.stop();
     await workflowHost?.stop();
@@ -135,7 +138,10 @@ export async function startPlatform(config: Config, opts: StartOptions = {}): Pr
 
     const busLog = log.child({ component: 'bus' });
     health.set('bus', 'starting');
-    bus = await createBus(config.amqpUrl, { logger: busLog });
+    bus = await createBus(config.amqpUrl, {
+      logger: busLog,
+      ...(config.amqpNamespace && { namespace: config.amqpNamespace }),
+    });
     health.set('bus', 'ok', bus.kind);
     bus.onStateChange((state, reason) =>
       health.set('bus', state === 'connected' ? 'ok' : 'degraded', reason ?? state),
@@ -192,6 +198,9 @@ export async function startPlatform(config: Config, opts: StartOptions = {}): Pr
       });
       await sensors.start();
     }
+    // Processes without the API serve their own metrics on a port of their own, when asked to.
+    if (!has('api') && config.metricsPort !== undefined)
+      metricsServer = await startMetricsServer(config.metricsPort, config.host);
 
     if (has('api')) health.set('api', 'ok');
     health.ready = true;

@@ -73,6 +73,11 @@ export interface AmqpBusOptions {
   url: string;
   /** Name of the topic exchange; dead letters go to `<exchange>.dead`. Default `attune`. */
   exchange?: string;
+  /**
+   * Keeps several deployments apart on one broker (and vhost): the exchange is named after it and
+   * every queue name is prefixed with `<namespace>.`. Default none (exchange `attune`, bare names).
+   */
+  namespace?: string;
   logger?: BusLogger;
   /** How long a publish may wait for a connection and its confirm. Default 15 s. */
   publishTimeoutMs?: number;
@@ -139,10 +144,12 @@ export class AmqpBus implements Bus {
   private closing: Promise<void> | undefined;
   /** @internal */
   readonly consumers = new Set<AmqpConsumer>();
+  private readonly queuePrefix: string;
 
   private constructor(opts: AmqpBusOptions) {
-    const exchange = opts.exchange ?? 'attune';
+    const exchange = opts.namespace ?? opts.exchange ?? 'attune';
     checkQueueName(exchange);
+    this.queuePrefix = opts.namespace ? `${opts.namespace}.` : '';
     this.exchange = exchange;
     this.deadExchange = `${exchange}.dead`;
     this.log = opts.logger ?? silentLogger;
@@ -229,7 +236,7 @@ export class AmqpBus implements Bus {
     checkQueueName(queue);
     const resolved = resolveConsumeOptions(opts);
     if (typeof handler !== 'function') throw new BusError('INVALID_ARGUMENT', 'handler must be a function');
-    return this.register(new WorkConsumer(this, queue, resolved, handler));
+    return this.register(new WorkConsumer(this, this.queuePrefix + queue, resolved, handler));
   }
 
   async subscribe(topics: string[], handler: MessageHandler): Promise<Subscription> {
@@ -250,7 +257,7 @@ export class AmqpBus implements Bus {
     try {
       ch = await conn.createChannel();
       ch.on('error', () => {});
-      const r = await ch.checkQueue(queue);
+      const r = await ch.checkQueue(this.queuePrefix + queue);
       return r.messageCount;
     } catch {
       return undefined;

@@ -721,6 +721,30 @@ describe('createBus', () => {
   });
 
   it.skipIf(amqpDown !== undefined)(
+    "keeps namespaces apart: two deployments on one broker never take each other's messages",
+    async () => {
+      const ns = [`${runPrefix}-a${++seq}`, `${runPrefix}-b${++seq}`];
+      for (const n of ns) {
+        createdExchanges.add(n).add(`${n}.dead`);
+        for (const q of ['', '.retry', '.dead']) createdQueues.add(`${n}.work${q}`);
+      }
+      const [a, b] = await Promise.all(ns.map((namespace) => createBus(amqpTestUrl(), { namespace })));
+      const got: Record<string, unknown[]> = { a: [], b: [] };
+      await a!.consume('work', { topics: ['job.*'] }, async (m) => void got.a!.push(m.payload));
+      await b!.consume('work', { topics: ['job.*'] }, async (m) => void got.b!.push(m.payload));
+      await a!.publish('job.x', 'for a');
+      await b!.publish('job.x', 'for b');
+      const end = Date.now() + 5000;
+      while ((got.a!.length < 1 || got.b!.length < 1) && Date.now() < end)
+        await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 200));
+      expect(got).toEqual({ a: ['for a'], b: ['for b'] });
+      expect(await a!.queueDepth('work')).toBe(0);
+      await Promise.all([a!.close(), b!.close()]);
+    },
+  );
+
+  it.skipIf(amqpDown !== undefined)(
     'with a URL connects to RabbitMQ; wrong credentials fail at once',
     async () => {
       const exchange = `${runPrefix}.x${++seq}`;
