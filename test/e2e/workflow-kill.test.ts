@@ -22,6 +22,8 @@ const KILLS = 6;
 interface Proc {
   child: ChildProcess;
   url: string;
+  /** Everything the process printed (for diagnosing a death). */
+  output: () => string;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -48,7 +50,7 @@ async function startPlatform(dataDir: string): Promise<Proc> {
   const end = Date.now() + 60_000;
   for (;;) {
     const m = /Attune is ready at (http:\/\/\S+)/.exec(out);
-    if (m) return { child, url: m[1]! };
+    if (m) return { child, url: m[1]!, output: () => out };
     if (child.exitCode !== null) throw new Error(`the platform exited (${child.exitCode}):\n${out}`);
     if (Date.now() > end) throw new Error(`the platform did not start:\n${out}`);
     await sleep(50);
@@ -77,6 +79,11 @@ async function api<T>(
       ...(body === undefined ? {} : { 'content-type': 'application/json' }),
     },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  }).catch((e: unknown) => {
+    const state = p.child.exitCode !== null ? `exited ${p.child.exitCode}` : `signal ${p.child.signalCode}`;
+    throw new Error(
+      `${method} ${url}: ${(e as Error).message}; the platform ${state}; it printed:\n${p.output().slice(-4000)}`,
+    );
   });
   const text = await r.text();
   if (r.status >= 300) throw new Error(`${method} ${url}: ${r.status} ${text}`);
