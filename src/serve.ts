@@ -62,6 +62,13 @@ export async function runServer(roles: readonly Role[] = ROLES): Promise<void> {
   }
   process.stdout.write(lines.join('\n') + '\n');
 
+  // A background loop's unexpected rejection must not take every service of the process down with
+  // it: state lives in the database and every loop retries, so it is logged loudly and the process
+  // carries on.
+  process.on('unhandledRejection', (err) => {
+    platform.ctx.log.error({ err }, 'unhandled promise rejection (the process keeps running)');
+  });
+
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;
