@@ -12,6 +12,7 @@ import { AppError } from '../../domain/errors.ts';
 import { validateAgainst } from '../../domain/json-schema.ts';
 import type { Db } from '../../store/database.ts';
 import { events, triggers } from '../../store/schema.ts';
+import { metrics } from '../metrics/registry.ts';
 import type { RuleIndex } from '../rules-engine/rule-index.ts';
 import { type EventCreated, TOPICS } from '../runtime/messages.ts';
 
@@ -105,6 +106,7 @@ export async function createEvents(tx: Db, inputs: readonly NewEvent[]): Promise
     TOPICS.eventCreated,
     rows.map((r) => ({ event_id: r.id }) satisfies EventCreated),
   );
+  metrics.eventsStored(rows);
   return rows;
 }
 

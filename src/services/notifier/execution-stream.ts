@@ -79,7 +79,7 @@ export class ExecutionStream {
       this.detach = await this.deps.hub.listen((m) => this.onMessage(m), { executionId: this.executionId });
     } catch (e) {
       this.deps.log.warn(
-        { executionId: this.executionId, err: (e as Error).message },
+        { execution_id: this.executionId, err: (e as Error).message },
         'live notifications unavailable; the execution stream polls the database',
       );
     }
@@ -136,7 +136,7 @@ export class ExecutionStream {
         await step();
       } catch (e) {
         this.deps.log.warn(
-          { executionId: this.executionId, err: (e as Error).message },
+          { execution_id: this.executionId, err: (e as Error).message },
           'execution stream failed; the client reconnects and resumes',
         );
         this.stop();

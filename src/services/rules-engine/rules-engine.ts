@@ -25,6 +25,7 @@ import type { Cipher } from '../../security/crypto.ts';
 import type { Store } from '../../store/database.ts';
 import { actions, enforcements, events, executionSecrets, executions } from '../../store/schema.ts';
 import { KeyStore } from '../keys/key-store.ts';
+import { EVENT_TIME_KEY, metrics } from '../metrics/registry.ts';
 import { Batcher } from '../runtime/batcher.ts';
 import { sealParameters } from '../runtime/execution-secrets.ts';
 import { type ExecutionRequested, QUEUES, TOPICS } from '../runtime/messages.ts';
@@ -304,6 +305,7 @@ export class RulesEngine {
                 triggerRef: p.event.triggerRef,
                 eventId: p.event.id,
                 createdBy: `rule:${p.rule.ref}`,
+                context: { [EVENT_TIME_KEY]: p.event.createdAt.toISOString() },
               })),
             )
             .returning({ id: executions.id, enforcementId: executions.enforcementId })),
@@ -334,6 +336,7 @@ export class RulesEngine {
     this.stats.enforcements += result.enforcements;
     this.stats.executions += result.executions;
     this.stats.failed += result.failed;
+    metrics.enforcementsRecorded(result.enforcements - result.failed, result.failed);
     if (result.executions) this.#deps.outbox?.kick();
     if (result.failed)
       for (const p of planned)

@@ -108,7 +108,7 @@ async function broadcastCancel(bus: Bus, id: number, log: RuntimeLogger): Promis
   } catch (e) {
     // The worker's next heartbeat sees `canceling` and stops the execution anyway.
     log.warn(
-      { executionId: id, err: (e as Error).message },
+      { execution_id: id, err: (e as Error).message },
       'cancel broadcast failed; the heartbeat will carry it',
     );
   }

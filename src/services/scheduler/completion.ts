@@ -20,6 +20,7 @@ import type { Tx } from '../../store/database.ts';
 import { type ExecutionRow, transitionExecutions } from '../../store/repositories/executions.ts';
 import { executionSecrets, executions } from '../../store/schema.ts';
 import { createEvent } from '../events/create-event.ts';
+import { metrics } from '../metrics/registry.ts';
 import type { RuleIndex } from '../rules-engine/rule-index.ts';
 import { Batcher } from '../runtime/batcher.ts';
 import { QUEUES, TOPICS } from '../runtime/messages.ts';
@@ -141,6 +142,7 @@ export class CompletionHandler {
     const emit = (await this.deps.ruleIndex?.hasRules(EXECUTION_COMPLETED_TRIGGER)) ?? false;
     const messages: OutboxMessage[] = [];
     const woken: ExecutionRow[] = [];
+    let followed: ExecutionRow[] = [];
     await this.deps.store.transaction(async (tx) => {
       const rows = await tx
         .update(executions)
@@ -155,6 +157,7 @@ export class CompletionHandler {
         .returning();
       if (rows.length === 0) return;
       rows.sort((a, b) => a.id - b.id);
+      followed = rows;
       // A cache miss loads through the transaction (PGlite has a single connection).
       const acts = await this.actions.getMany(
         rows.map((r) => r.actionRef),
@@ -181,6 +184,7 @@ export class CompletionHandler {
       await writeOutboxMany(tx, messages);
     });
     out.woken = woken.map((r) => r.id);
+    metrics.executionsFinished(followed);
     // Retries, wake-ups and internal events all wrote outbox rows.
     if (out.handled.length) this.deps.kickOutbox?.();
     notifyStatuses(this.deps.bus, woken, this.log);
@@ -198,7 +202,7 @@ export class CompletionHandler {
     } catch (e) {
       // Missing, disabled, or a payload_schema changed to refuse it: the execution is not at fault.
       if (!(e instanceof AppError)) throw e;
-      this.log.warn({ executionId: row.id, err: e.message }, 'core.execution_completed event not created');
+      this.log.warn({ execution_id: row.id, err: e.message }, 'core.execution_completed event not created');
     }
   }
 
@@ -242,10 +246,10 @@ export class CompletionHandler {
     if (delay <= 0) messages.push(requestedMessage(created.id));
     this.log.info(
       {
-        executionId: row.id,
-        retryId: created.id,
+        execution_id: row.id,
+        retry_execution_id: created.id,
         attempt: row.attempt + 1,
-        delaySeconds: delay,
+        delay_seconds: delay,
         status: row.status,
       },
       'execution retried by its retry policy',

@@ -99,7 +99,7 @@ export function notifyStatuses(
     bus
       .publish(TOPICS.notifyStatus, { ...n })
       .catch((e: unknown) =>
-        log.debug({ err: (e as Error).message, executionId: row.id }, 'status notification lost'),
+        log.debug({ err: (e as Error).message, execution_id: row.id }, 'status notification lost'),
       );
   }
 }

@@ -96,14 +96,14 @@ export class Scheduler {
         deps.hooks?.onWorkflow ??
         (async (e) =>
           log.warn(
-            { executionId: e.id, action: e.actionRef },
+            { execution_id: e.id, action: e.actionRef },
             'no workflow engine is attached to this scheduler; the workflow execution stays requested',
           )),
       onInquiry:
         deps.hooks?.onInquiry ??
         (async (e) =>
           log.warn(
-            { executionId: e.id, action: e.actionRef },
+            { execution_id: e.id, action: e.actionRef },
             'no inquiry handler is attached to this scheduler; the inquiry execution stays requested',
           )),
     };

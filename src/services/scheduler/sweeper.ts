@@ -281,7 +281,7 @@ export class Sweeper {
       )
       .returning({ id: workers.id });
     for (const w of workersLost)
-      this.log.warn({ workerId: w.id }, 'worker stopped heartbeating; marked lost');
+      this.log.warn({ worker_id: w.id }, 'worker stopped heartbeating; marked lost');
     const abandoned = await this.step(async (tx, messages, changed) => {
       const orphans = await tx
         .select({ id: executions.id, workerId: executions.workerId })
@@ -312,7 +312,7 @@ export class Sweeper {
         for (const r of moved) messages.push(completedMessage(r));
         changed.push(...moved);
       }
-      if (changed.length) this.log.warn({ ids: changed.map((r) => r.id) }, 'executions abandoned');
+      if (changed.length) this.log.warn({ execution_ids: changed.map((r) => r.id) }, 'executions abandoned');
       return changed.length;
     });
     return { abandoned, workersLost: workersLost.length };

@@ -30,6 +30,7 @@ import {
   transitionExecutions,
 } from '../../store/repositories/executions.ts';
 import { executionSecrets, executions, workers } from '../../store/schema.ts';
+import { metrics } from '../metrics/registry.ts';
 import { Batcher } from '../runtime/batcher.ts';
 import { isSecretMarker, openParameters, schemaSecretNames } from '../runtime/execution-secrets.ts';
 import { QUEUES, TOPICS } from '../runtime/messages.ts';
@@ -189,7 +190,8 @@ export class WorkerService {
       (msg) => this.onMessage(msg),
     );
     this.armHeartbeat();
-    this.log.info({ workerId: this.id, capacity: this.capacity }, 'worker started');
+    metrics.attachWorker(this);
+    this.log.info({ worker_id: this.id, capacity: this.capacity }, 'worker started');
   }
 
   /**
@@ -212,7 +214,7 @@ export class WorkerService {
       // Processes get TERM, then KILL after the runner's grace; then their end is recorded.
       if (!(await settlesWithin(closing, this.runnerConfig.killGraceMs + 10_000))) {
         this.log.error(
-          { workerId: this.id, ids: this.runningIds },
+          { worker_id: this.id, execution_ids: this.runningIds },
           'executions did not end after being stopped; leaving them to the sweeper',
         );
         this.lifetime.abort();
@@ -238,7 +240,8 @@ export class WorkerService {
       .where(eq(workers.id, this.id))
       .catch(() => {});
     this.state = 'stopped';
-    this.log.info({ workerId: this.id }, 'worker stopped');
+    metrics.detachWorker(this);
+    this.log.info({ worker_id: this.id }, 'worker stopped');
   }
 
   // ───────────────────────────── claiming and running ─────────────────────────────
@@ -275,6 +278,7 @@ export class WorkerService {
       for (const s of found) secrets.set(s.id, s.ciphertext);
     }
     if (rows.length) notifyStatuses(this.deps.bus, rows, this.log);
+    metrics.executionsStarted(rows);
     // A duplicate id in one batch gets the execution once.
     return ids.map((id) => {
       const row = byId.get(id);
@@ -383,13 +387,13 @@ export class WorkerService {
         }
         if (this.lifetime.signal.aborted) {
           this.log.error(
-            { executionId: f.row.id, err: message },
+            { execution_id: f.row.id, err: message },
             'the end of the execution could not be recorded; the sweeper will abandon it',
           );
           return;
         }
         this.log.warn(
-          { executionId: f.row.id, err: message, attempt },
+          { execution_id: f.row.id, err: message, attempt },
           'recording the end of an execution failed; retrying',
         );
         await sleep(Math.min(5000, 100 * 2 ** attempt), this.lifetime.signal);
@@ -420,7 +424,7 @@ export class WorkerService {
         for (const f of group) {
           if (!ids.has(f.row.id)) {
             this.log.info(
-              { executionId: f.row.id },
+              { execution_id: f.row.id },
               'execution was no longer held by this worker when it ended; its end is not recorded',
             );
           }
@@ -474,7 +478,7 @@ export class WorkerService {
   private abortRun(run: Run, reason: StopReason): void {
     if (run.controller.signal.aborted) return;
     run.reason = reason;
-    this.log.info({ executionId: run.row.id, reason }, 'stopping execution');
+    this.log.info({ execution_id: run.row.id, reason }, 'stopping execution');
     run.controller.abort();
   }
 
@@ -518,7 +522,10 @@ export class WorkerService {
       const status = renewed.get(run.row.id);
       if (status === 'canceling') this.abortRun(run, 'cancel');
       else if (status === undefined && run.claimedAt < began) {
-        this.log.warn({ executionId: run.row.id }, 'execution is no longer held by this worker; stopping it');
+        this.log.warn(
+          { execution_id: run.row.id },
+          'execution is no longer held by this worker; stopping it',
+        );
         this.abortRun(run, 'lease_lost');
       }
     }

@@ -335,7 +335,10 @@ export class RunContext {
   }
 
   private failStart(followUps: WorkflowEvent[], runKey: string, message: string): void {
-    this.env.log.info({ workflowId: this.wf.id, runKey, err: message }, 'workflow task could not start');
+    this.env.log.info(
+      { workflow_execution_id: this.wf.id, run_key: runKey, err: message },
+      'workflow task could not start',
+    );
     followUps.push({
       type: 'task_completed',
       runKey,
@@ -362,7 +365,7 @@ export class RunContext {
     );
     for (const k of existing)
       this.env.log.warn(
-        { workflowId: this.wf.id, runKey: k },
+        { workflow_execution_id: this.wf.id, run_key: k },
         'workflow task run already started; not starting it again',
       );
     const refs = [...new Set([...starts.map((c) => c.action), ...asks.map((c) => c.action)])];

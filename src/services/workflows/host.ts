@@ -250,7 +250,7 @@ export class WorkflowHost {
       const t0 = performance.now();
       await this.apply(id, q.events);
       this.log.debug(
-        { workflowId: id, events: q.events.length, ms: Math.round(performance.now() - t0) },
+        { workflow_execution_id: id, events: q.events.length, ms: Math.round(performance.now() - t0) },
         'workflow advanced',
       );
       for (const w of q.waiters) w.resolve();
@@ -264,7 +264,7 @@ export class WorkflowHost {
           } catch (e1) {
             failure ??= e1;
             this.log.error(
-              { workflowId: id, event: ev.type, err: (e1 as Error).message },
+              { workflow_execution_id: id, event: ev.type, err: (e1 as Error).message },
               'workflow event not applied; recovery will retry',
             );
           }
@@ -275,7 +275,7 @@ export class WorkflowHost {
         return;
       }
       this.log.error(
-        { workflowId: id, err: (e as Error).message },
+        { workflow_execution_id: id, err: (e as Error).message },
         'workflow advance failed; recovery will retry',
       );
       for (const w of q.waiters) w.reject(e);

@@ -100,7 +100,7 @@ export async function flushEffects(deps: WorkflowDeps, fx: Effects, depth = 0): 
         .publish(TOPICS.executionCancel, { execution_id: id })
         .catch((e: unknown) =>
           log.warn(
-            { executionId: id, err: (e as Error).message },
+            { execution_id: id, err: (e as Error).message },
             'cancel broadcast failed; the heartbeat will carry it',
           ),
         );
@@ -113,7 +113,10 @@ export async function flushEffects(deps: WorkflowDeps, fx: Effects, depth = 0): 
         (tx, fx2) => advance(tx, envOf(deps), fx2, f.workflowId, [f.event]),
         depth + 1,
       ).catch((e: unknown) =>
-        log.warn({ workflowId: f.workflowId, err: (e as Error).message }, 'parent workflow not told'),
+        log.warn(
+          { workflow_execution_id: f.workflowId, err: (e as Error).message },
+          'parent workflow not told',
+        ),
       );
   }
 }
@@ -156,7 +159,7 @@ export function startWorkflow(deps: WorkflowDeps, id: number): Promise<StartOutc
         await writeOutboxMany(tx, [completedMessage(moved)]);
         fx.outbox = true;
       }
-      env.log.warn({ executionId: e.id, err: message }, 'workflow could not start');
+      env.log.warn({ workflow_execution_id: e.id, err: message }, 'workflow could not start');
       return 'failed';
     };
     const [existing] = await tx

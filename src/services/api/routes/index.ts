@@ -13,6 +13,7 @@ import { registerHealthRoutes } from './health.ts';
 import { registerIdentityRoutes } from './identities.ts';
 import { registerInquiryRoutes } from './inquiries.ts';
 import { registerKeyRoutes } from './keys.ts';
+import { registerMetricsRoutes } from './metrics.ts';
 import { registerPackInstallRoutes } from './pack-install.ts';
 import { registerPackRoutes } from './packs.ts';
 import { registerRoleRoutes } from './roles.ts';
@@ -26,6 +27,7 @@ import { registerWorkflowRoutes } from './workflows.ts';
 
 export function registerRoutes(app: ApiApp): void {
   registerHealthRoutes(app);
+  registerMetricsRoutes(app);
   registerAuthRoutes(app);
   registerIdentityRoutes(app);
   registerRoleRoutes(app);
