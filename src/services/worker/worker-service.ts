@@ -50,6 +50,7 @@ import {
   writeOutboxMany,
 } from '../scheduler/runtime.ts';
 import { OutputWriter } from './output-writer.ts';
+import { SecretRedactor } from './redact.ts';
 import { type ResolvedRunnerConfig, type RunnerConfig, resolveRunnerConfig } from './runners/config.ts';
 import { type RunOutcome, type RunRequest, runAction } from './runners/runner.ts';
 
@@ -339,6 +340,12 @@ export class WorkerService {
     const parameters = opened.parameters;
     applyDefaults(parameters, action.paramSchema);
     const secretNames = new Set([...schemaSecretNames(action.paramSchema), ...opened.secretNames]);
+    // Whatever the action prints or returns, its secrets are not stored or broadcast in clear.
+    const redactor = new SecretRedactor([...secretNames].map((n) => parameters[n]));
+    const out = {
+      stdout: redactor.stream((d) => this.output.write(row.id, 'stdout', d)),
+      stderr: redactor.stream((d) => this.output.write(row.id, 'stderr', d)),
+    };
     const req: RunRequest = {
       executionId: row.id,
       actionRef: row.actionRef,
@@ -356,9 +363,17 @@ export class WorkerService {
       meta: action.meta,
       limits: { maxOutputBytes: this.deps.maxOutputBytes ?? 10 * 1024 * 1024 },
       signal: run.controller.signal,
-      onOutput: (stream, chunk) => this.output.write(row.id, stream, chunk.replaceAll('\0', '\uFFFD')),
+      onOutput: (stream, chunk) => out[stream].write(chunk.replaceAll('\0', '\uFFFD')),
     };
-    return runAction(req, this.runnerConfig);
+    const outcome = await runAction(req, this.runnerConfig);
+    out.stdout.end();
+    out.stderr.end();
+    if (!redactor.active) return outcome;
+    return {
+      ...outcome,
+      result: redactor.value(outcome.result),
+      ...(outcome.error && { error: { ...outcome.error, message: redactor.text(outcome.error.message) } }),
+    };
   }
 
   /** Records the end of a run; retries while the database refuses, until the worker gives up. */
