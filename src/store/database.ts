@@ -72,7 +72,8 @@ async function openPglite(dir: string | undefined): Promise<Store> {
 }
 
 async function openPostgres(url: string, max: number): Promise<Store> {
-  const pool = new pg.Pool({ connectionString: url, max });
+  // At least two connections: migrations hold one for their advisory lock and run on another.
+  const pool = new pg.Pool({ connectionString: url, max: Math.max(2, max) });
   // A broken idle connection must not crash the process; the pool replaces it.
   pool.on('error', () => {});
   const db = drizzleNodePg({ client: pool, schema });
