@@ -112,6 +112,8 @@ describe('sensor manager', () => {
 
   beforeAll(async () => {
     s = await startTestServer();
+    // The tests drive their own managers: the platform's must not compete for the sensors' leases.
+    await s.platform.sensors?.stop();
     const r = await api('POST', '/api/v1/packs/install', { source: 'path', path: FIXTURE });
     expect(r.status, JSON.stringify(r.body)).toBe(201);
     const rule = await api('POST', '/api/v1/rules', {
