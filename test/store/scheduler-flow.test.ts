@@ -155,7 +155,10 @@ describeBackend('execution runtime: the happy path and duplicates', () => {
     expect(row!.status).toBe('succeeded');
     // Parameters arrive as JSON on stdin: the secret is there (printed reversed, since printing it
     // as is would be redacted), the stored parameters never had it.
-    const reversed = (await rt.output(id!)).map((o) => o.data).join('').trim();
+    const reversed = (await rt.output(id!))
+      .map((o) => o.data)
+      .join('')
+      .trim();
     const stdin = JSON.parse([...reversed].reverse().join('')) as Record<string, unknown>;
     expect(stdin).toMatchObject({ token: 's3cr3t-value', greeting: 'hi', cmd: 'rev' });
     expect(JSON.stringify(row!.parameters)).not.toContain('s3cr3t');
