@@ -3,13 +3,15 @@
  *   - a chain of 40 sequential tasks,
  *   - a with_items fan-out over 10,000 items with concurrency 200,
  *   - 100 parallel branches joined by one task.
- * Every completion goes through `step` exactly as a scheduler would feed it. Run: npx tsx bench/workflow-engine.bench.ts
+ * Every completion goes through `step` exactly as a scheduler would feed it.
+ * Run alone: npx tsx bench/workflow-engine.bench.ts — or as the `engine` scenario of `npm run bench`.
  */
+import { pathToFileURL } from 'node:url';
 import { parseWorkflowOrThrow, type WorkflowDefinition } from '../src/workflow/definition.ts';
 import { start, step } from '../src/workflow/engine.ts';
 import type { StepResult, WorkflowCommand, WorkflowState } from '../src/workflow/state.ts';
 
-interface Figures {
+export interface EngineFigures {
   steps: number;
   commands: number;
   ms: number;
@@ -17,7 +19,7 @@ interface Figures {
 }
 
 /** Drives a workflow to its end, completing every started task at once (FIFO), with `core.noop` results. */
-function drive(def: WorkflowDefinition, opts: { json?: boolean } = {}): Figures {
+function drive(def: WorkflowDefinition, opts: { json?: boolean } = {}): EngineFigures {
   let now = Date.parse('2025-01-01T00:00:00Z');
   const t0 = performance.now();
   let r: StepResult = start(def, {}, { executionId: 'bench', now, maxTaskRuns: 100_000 });
@@ -86,27 +88,40 @@ const branches = (n: number): WorkflowDefinition =>
     ],
   });
 
-function best(label: string, def: WorkflowDefinition, runs: number, opts: { json?: boolean } = {}): void {
-  let top: Figures | undefined;
+function best(def: WorkflowDefinition, runs: number, opts: { json?: boolean } = {}): EngineFigures {
+  let top: EngineFigures | undefined;
   for (let i = 0; i < runs; i++) {
     const f = drive(def, opts);
-    if (f.status !== 'succeeded') throw new Error(`${label}: ended ${f.status}`);
+    if (f.status !== 'succeeded') throw new Error(`workflow ended ${f.status}`);
     if (!top || f.ms < top.ms) top = f;
   }
-  const f = top!;
-  console.log(
-    `${label.padEnd(52)} ${f.ms.toFixed(1).padStart(8)} ms  ${String(f.steps).padStart(6)} steps  ${(
-      (f.ms * 1000) /
-      f.steps
-    )
-      .toFixed(1)
-      .padStart(6)} µs/step`,
-  );
+  return top!;
 }
 
-drive(chain(40)); // warm up the template cache and the JIT
-best('40 sequential tasks', chain(40), 20);
-best('40 sequential tasks, state through JSON each step', chain(40), 20, { json: true });
-best('with_items 10,000 items, concurrency 200', fanOut(10_000, 200), 3);
-best('with_items 10,000 items, no concurrency limit', fanOut(10_000, 10_000), 3);
-best('100 parallel branches joined', branches(100), 10);
+/** The cases: label → the best of several drives. */
+export function runEngineBench(): Record<string, EngineFigures & { label: string }> {
+  drive(chain(40)); // warm up the template cache and the JIT
+  const cases: [string, string, WorkflowDefinition, number, { json?: boolean }?][] = [
+    ['chain40', '40 sequential tasks', chain(40), 20],
+    ['chain40_json', '40 sequential tasks, state through JSON each step', chain(40), 20, { json: true }],
+    ['items10k_c200', 'with_items 10,000 items, concurrency 200', fanOut(10_000, 200), 3],
+    ['items10k', 'with_items 10,000 items, no concurrency limit', fanOut(10_000, 10_000), 3],
+    ['branches100', '100 parallel branches joined', branches(100), 10],
+  ];
+  const out: Record<string, EngineFigures & { label: string }> = {};
+  for (const [key, label, def, runs, opts] of cases) out[key] = { label, ...best(def, runs, opts) };
+  return out;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  for (const f of Object.values(runEngineBench())) {
+    console.log(
+      `${f.label.padEnd(52)} ${f.ms.toFixed(1).padStart(8)} ms  ${String(f.steps).padStart(6)} steps  ${(
+        (f.ms * 1000) /
+        f.steps
+      )
+        .toFixed(1)
+        .padStart(6)} µs/step`,
+    );
+  }
+}
