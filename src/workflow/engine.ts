@@ -879,6 +879,13 @@ class Step {
     if (slot.status !== 'running' && slot.status !== 'paused' && slot.status !== 'asking')
       return this.result('ignored', `run '${runKey}' is not in flight (${slot.status})`);
     this.cancelTimeoutTimer(slot, runKey);
+    // The worker enforces the same deadline as the task's timer; whichever fires first, a timed-out
+    // run reads the same `result().error`.
+    const seconds = this.task(slot.task).timeout;
+    if (status === 'timeout' && seconds !== undefined) {
+      const base = result !== null && typeof result === 'object' && !Array.isArray(result) ? result : {};
+      if (!('error' in base)) result = { ...base, error: `timed out after ${seconds} seconds` };
+    }
     this.runEnded(key, slot, status, result);
     return this.done();
   }

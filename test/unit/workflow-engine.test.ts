@@ -210,6 +210,43 @@ describe('engine: retries, timers and timeouts', () => {
     expect(r.state.runs['x#1']).toMatchObject({ attempt: 3, status: 'succeeded', result: 'ok' });
   });
 
+  it('gives a run the worker timed out the same result().error as one the timer timed out', () => {
+    const once = parseWorkflowOrThrow({
+      tasks: [
+        {
+          name: 'x',
+          action: 'ops.x',
+          timeout: 30,
+          next: [{ when: '{{ timed_out() }}', publish: [{ why: '{{ result().error }}' }] }],
+        },
+      ],
+      output_map: { why: '{{ vars.why }}' },
+    });
+    const byTimer = apply(once, start(once, {}, { executionId: 1, now: at(0) }).state, {
+      type: 'timer_fired',
+      key: 'timeout:x#1',
+      now: at(30),
+    });
+    const byWorker = apply(
+      once,
+      start(once, {}, { executionId: 1, now: at(0) }).state,
+      done('x#1', 30, { stdout: '', exit_code: null }, 'timeout'),
+    );
+    for (const r of [byTimer, byWorker]) expect(r.state.vars).toEqual({ why: 'timed out after 30 seconds' });
+    expect(byWorker.state.runs['x#1']?.result).toEqual({
+      stdout: '',
+      exit_code: null,
+      error: 'timed out after 30 seconds',
+    });
+    // an error the worker gave is kept
+    const own = apply(
+      once,
+      start(once, {}, { executionId: 1, now: at(0) }).state,
+      done('x#1', 30, { error: 'killed' }, 'timeout'),
+    );
+    expect(own.state.vars).toEqual({ why: 'killed' });
+  });
+
   it('computes back-off delays', () => {
     expect([1, 2, 3, 4].map((n) => retryDelay({ delay: 5, backoff: 'constant' }, n))).toEqual([5, 5, 5, 5]);
     expect([1, 2, 3, 4].map((n) => retryDelay({ delay: 5, backoff: 'linear' }, n))).toEqual([5, 10, 15, 20]);
