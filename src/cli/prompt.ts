@@ -25,11 +25,12 @@ export async function askLine(question: string): Promise<string> {
 /** Asks for a secret; nothing typed is echoed. */
 export function askSecret(question: string): Promise<string> {
   const stdin = process.stdin;
-  process.stderr.write(question);
   return new Promise<string>((resolve, reject) => {
     let value = '';
     const wasRaw = stdin.isRaw;
+    // Echo goes off before the prompt shows, so a secret typed ahead of it is never echoed either.
     stdin.setRawMode(true);
+    process.stderr.write(question);
     stdin.resume();
     stdin.setEncoding('utf8');
     const finish = (err?: CliError) => {
