@@ -14,35 +14,102 @@
  * transaction that commits late publishes late; a retried row comes after newer ones): nothing may
  * depend on it.
  *
- * Wake-ups: callers `kick()` the relay after committing; a poll (500 ms by default) covers missed
- * kicks and rows written by other processes. Published rows are deleted after `retentionMs`.
+ * Committed rows go out at once: rows written inside a `store.transaction` are remembered with that
+ * transaction, and when it commits (`store.onCommit`) the relay publishes them right away — no
+ * claiming transaction, no wait for a poll. They are marked published shortly after, many in one
+ * statement (`markDelayMs`); until then they are unpublished in the table, so a process that dies
+ * in between publishes them again when it restarts (at least once, as always). A row whose direct
+ * publish fails is left to the claiming path below.
+ *
+ * Wake-ups: callers `kick()` the relay after committing — it runs a claiming pass only when rows were
+ * written outside a transaction it follows (a plain handle, a nested transaction); a poll (500 ms by
+ * default) covers missed kicks and rows written by other processes (rows younger than `minAgeMs`
+ * are left to the process that wrote them, which is publishing them directly). Published rows are
+ * deleted after `retentionMs`.
  */
-import { and, asc, inArray, isNotNull, isNull, lt, sql } from 'drizzle-orm';
+import { and, asc, inArray, isNotNull, isNull, lt, notInArray, sql } from 'drizzle-orm';
+import { PgTransaction } from 'drizzle-orm/pg-core';
 import type { Db, Store } from '../store/database.ts';
+import { insertRows } from '../store/repositories/bulk.ts';
 import { outbox } from '../store/schema.ts';
 import { type Bus, BusError, type BusLogger, type JsonValue, silentLogger } from './bus.ts';
 import { checkTopic, encodePayload, errorMessage } from './common.ts';
 
-/**
- * Adds a message to the outbox inside the caller's transaction (`tx`, or a plain handle for a
- * message on its own). Validates the topic and payload now, so a bad message fails its transaction
- * instead of the relay. Call `relay.kick()` after the commit.
- */
-export async function writeOutbox(tx: Db, topic: string, payload: JsonValue): Promise<void> {
-  checkTopic(topic);
-  encodePayload(payload);
-  await tx.insert(outbox).values({ topic, payload });
+export interface OutboxRow {
+  id: number;
+  topic: string;
+  payload: JsonValue;
+}
+
+/** Rows written in a transaction, by transaction: published when it commits (see `OutboxRelay`). */
+const written = new WeakMap<object, OutboxRow[]>();
+/** Rows written where no commit will be seen (a plain handle, a nested transaction): a claiming pass must find them. */
+let untracked = 0;
+
+/** A top-level transaction, whose commit `store.onCommit` reports. */
+function isTopLevelTransaction(db: Db): boolean {
+  return db instanceof PgTransaction && ((db as unknown as { nestedIndex?: number }).nestedIndex ?? 0) === 0;
 }
 
 /**
- * `writeOutbox` for many messages of one topic: one multi-row insert (a round trip per message
- * costs ~1 ms on PGlite; batches of events and executions write hundreds at once).
+ * Writes messages to the outbox inside the caller's transaction (`tx`, or a plain handle for
+ * messages on their own), in one statement (a round trip per message would cost more than the
+ * messages). Validates topics and payloads now, so a bad message fails its transaction
+ * instead of the relay. Call `relay.kick()` after the commit.
  */
-export async function writeOutboxMany(tx: Db, topic: string, payloads: readonly JsonValue[]): Promise<void> {
-  checkTopic(topic);
-  for (const payload of payloads) encodePayload(payload);
-  for (let i = 0; i < payloads.length; i += 1000)
-    await tx.insert(outbox).values(payloads.slice(i, i + 1000).map((payload) => ({ topic, payload })));
+export async function writeOutboxMessages(
+  tx: Db,
+  messages: readonly { topic: string; payload: JsonValue }[],
+): Promise<void> {
+  if (messages.length === 0) return;
+  for (const m of messages) {
+    checkTopic(m.topic);
+    encodePayload(m.payload);
+  }
+  const ids = await insertRows(
+    tx,
+    outbox,
+    messages.map((m) => ({ topic: m.topic, payload: m.payload })),
+    { returning: ['id'] },
+  );
+  const rows: OutboxRow[] = ids.map((r, k) => ({
+    id: r.id,
+    topic: messages[k]!.topic,
+    payload: messages[k]!.payload,
+  }));
+  trackOutboxRows(tx, rows);
+}
+
+/**
+ * Rows written to the outbox by a statement of the caller's own (a data-modifying CTE, say), with
+ * their ids: published when `tx` commits, like those of `writeOutboxMessages`. Their topics and
+ * payloads must be valid (they are checked).
+ */
+export function trackOutboxRows(tx: Db, rows: readonly OutboxRow[]): void {
+  for (const r of rows) {
+    checkTopic(r.topic);
+    encodePayload(r.payload);
+  }
+  if (!isTopLevelTransaction(tx)) {
+    untracked += rows.length;
+    return;
+  }
+  const list = written.get(tx);
+  if (list) list.push(...rows);
+  else written.set(tx, [...rows]);
+}
+
+/** Adds a message to the outbox inside the caller's transaction; see `writeOutboxMessages`. */
+export function writeOutbox(tx: Db, topic: string, payload: JsonValue): Promise<void> {
+  return writeOutboxMessages(tx, [{ topic, payload }]);
+}
+
+/** Many messages of one topic; see `writeOutboxMessages`. */
+export function writeOutboxMany(tx: Db, topic: string, payloads: readonly JsonValue[]): Promise<void> {
+  return writeOutboxMessages(
+    tx,
+    payloads.map((payload) => ({ topic, payload })),
+  );
 }
 
 export interface OutboxRelayOptions {
@@ -54,6 +121,10 @@ export interface OutboxRelayOptions {
   retentionMs?: number;
   /** How often the deletion runs. Default 60 s. */
   cleanupIntervalMs?: number;
+  /** How long rows published directly may wait to be marked published (they are marked together). Default 50 ms. */
+  markDelayMs?: number;
+  /** Rows the poll leaves to the process that wrote them (it publishes them directly). Default 1000 ms. */
+  minAgeMs?: number;
   logger?: BusLogger;
 }
 
@@ -80,12 +151,24 @@ export class OutboxRelay {
   private readonly pollIntervalMs: number;
   private readonly retentionMs: number;
   private readonly cleanupIntervalMs: number;
+  private readonly markDelayMs: number;
+  private readonly minAgeMs: number;
   private readonly log: BusLogger;
   private running: Promise<void> | undefined;
   private stopped = true;
   private kicked = false;
   private wake: (() => void) | undefined;
   private unlisten: (() => void) | undefined;
+  private unhook: (() => void) | undefined;
+  /** `untracked` when this relay last looked. */
+  private untrackedSeen = untracked;
+  /** Rows being published directly (not to be claimed meanwhile). */
+  private readonly inFlight = new Set<number>();
+  private readonly direct = new Set<Promise<void>>();
+  /** Rows published directly, to be marked. */
+  private toMark: number[] = [];
+  /** A direct publish failed: a claiming pass must pick its rows up. */
+  private needPass = false;
 
   constructor(
     private readonly store: Store,
@@ -96,6 +179,8 @@ export class OutboxRelay {
     this.pollIntervalMs = positive(opts.pollIntervalMs ?? 500, 'pollIntervalMs');
     this.retentionMs = positive(opts.retentionMs ?? 3_600_000, 'retentionMs');
     this.cleanupIntervalMs = positive(opts.cleanupIntervalMs ?? 60_000, 'cleanupIntervalMs');
+    this.markDelayMs = positive(opts.markDelayMs ?? 50, 'markDelayMs');
+    this.minAgeMs = Math.max(0, opts.minAgeMs ?? 1000);
     this.log = opts.logger ?? silentLogger;
   }
 
@@ -104,30 +189,104 @@ export class OutboxRelay {
     if (this.running) return;
     this.stopped = false;
     this.unlisten = this.bus.onStateChange((state) => {
-      if (state === 'connected') this.kick();
+      if (state === 'connected') {
+        this.needPass = true;
+        this.kick();
+      }
     });
+    this.unhook = this.store.onCommit((tx) => this.committed(tx));
+    // The first pass takes every unpublished row: what is left from before the start is nobody's.
+    this.needPass = true;
     this.running = this.loop();
   }
 
-  /** Relay now: something was just committed. Cheap; kicks coalesce. */
+  /**
+   * Relay now: something was just committed. Cheap; kicks coalesce. What a followed transaction
+   * wrote is already on its way; a claiming pass runs only for rows written outside one.
+   */
   kick(): void {
+    if (untracked === this.untrackedSeen && !this.needPass) return;
     this.kicked = true;
     this.wake?.();
   }
 
-  /** Stops after the batch in progress. */
+  /** Stops after the batch in progress; marks what was published directly. */
   async stop(): Promise<void> {
     this.stopped = true;
+    this.unhook?.();
+    this.unhook = undefined;
     this.wake?.();
     this.unlisten?.();
     this.unlisten = undefined;
     const running = this.running;
     this.running = undefined;
     await running;
+    await Promise.all(this.direct);
+    await this.markPublished().catch((e: unknown) =>
+      this.log.warn(
+        { err: errorMessage(e) },
+        'outbox rows not marked published; they will be published again',
+      ),
+    );
+  }
+
+  /** Publishes the rows a transaction wrote, now that it committed. */
+  private committed(tx: object): void {
+    const rows = written.get(tx);
+    if (!rows) return;
+    written.delete(tx);
+    if (this.stopped || !this.bus.healthy) {
+      this.needPass = true;
+      this.kick();
+      return;
+    }
+    for (const r of rows) this.inFlight.add(r.id);
+    const done = this.publishDirect(rows).finally(() => {
+      this.direct.delete(done);
+      for (const r of rows) this.inFlight.delete(r.id);
+      if (this.toMark.length) this.wake?.();
+    });
+    this.direct.add(done);
+  }
+
+  private async publishDirect(rows: OutboxRow[]): Promise<void> {
+    const results = await Promise.allSettled(
+      rows.map((r) => this.bus.publish(r.topic, r.payload, { messageId: `outbox-${r.id}` })),
+    );
+    results.forEach((res, i) => {
+      const row = rows[i]!;
+      if (res.status === 'fulfilled') {
+        this.toMark.push(row.id);
+        this.stats.published++;
+        return;
+      }
+      if (!this.needPass)
+        this.log.warn(
+          { outboxId: row.id, topic: row.topic, err: errorMessage(res.reason) },
+          'outbox publish failed; will retry',
+        );
+      this.needPass = true;
+    });
+    if (this.needPass) this.kick();
+  }
+
+  /** Marks the rows published directly (one statement for all of them). */
+  private async markPublished(): Promise<void> {
+    while (this.toMark.length) {
+      const ids = this.toMark.splice(0, 5000);
+      try {
+        await this.store.db.update(outbox).set({ publishedAt: sql`now()` }).where(inArray(outbox.id, ids));
+      } catch (e) {
+        this.toMark.unshift(...ids);
+        throw e;
+      }
+    }
   }
 
   /** Relays until no unpublished row is left (rows locked by another relay excepted); returns how many it published. */
   async flush(): Promise<number> {
+    await Promise.all(this.direct);
+    await this.markPublished();
     let total = 0;
     for (;;) {
       const r = await this.relayBatch();
@@ -138,13 +297,25 @@ export class OutboxRelay {
     }
   }
 
-  /** One transaction: claim up to `batchSize` rows, publish them, mark the confirmed ones. */
-  async relayBatch(): Promise<RelayBatchResult> {
+  /**
+   * One transaction: claim up to `batchSize` rows, publish them, mark the confirmed ones. `minAgeMs`
+   * leaves younger rows alone (the poll's pass: their writers publish them).
+   */
+  async relayBatch(minAgeMs = 0): Promise<RelayBatchResult> {
+    const busy = [...this.inFlight];
     return this.store.transaction(async (tx) => {
       const rows = await tx
         .select({ id: outbox.id, topic: outbox.topic, payload: outbox.payload })
         .from(outbox)
-        .where(isNull(outbox.publishedAt))
+        .where(
+          and(
+            isNull(outbox.publishedAt),
+            busy.length ? notInArray(outbox.id, busy) : undefined,
+            minAgeMs > 0
+              ? lt(outbox.createdAt, sql`now() - make_interval(secs => ${minAgeMs / 1000})`)
+              : undefined,
+          ),
+        )
         .orderBy(asc(outbox.id))
         .limit(this.batchSize)
         .for('update', { skipLocked: true });
@@ -223,13 +394,23 @@ export class OutboxRelay {
   private async loop(): Promise<void> {
     let failures = 0;
     let nextCleanup = Date.now();
+    let nextPoll = Date.now();
     while (!this.stopped) {
+      // A pass claims rows: when kicked about rows written outside a followed transaction, after
+      // a failed direct publish, and on every poll.
+      const polled = Date.now() >= nextPoll;
+      const claim = this.kicked || this.needPass || polled || failures > 0;
+      const minAge = this.kicked || this.needPass || failures > 0 ? 0 : this.minAgeMs;
       this.kicked = false;
+      this.untrackedSeen = untracked;
       let ok = true;
       try {
-        if (this.bus.healthy) {
+        if (this.toMark.length) await this.markPublished();
+        if (claim && this.bus.healthy) {
+          this.needPass = false;
+          if (polled) nextPoll = Date.now() + this.pollIntervalMs;
           for (;;) {
-            const r = await this.relayBatch();
+            const r = await this.relayBatch(minAge);
             if (r.failed > 0) {
               ok = false;
               break;
@@ -248,22 +429,32 @@ export class OutboxRelay {
       failures = ok ? 0 : failures + 1;
       if (this.stopped) break;
       if (this.kicked && ok) continue;
-      await this.sleep(
-        failures ? Math.min(30_000, this.pollIntervalMs * 2 ** Math.min(failures, 6)) : this.pollIntervalMs,
-      );
+      const wait = failures
+        ? Math.min(30_000, this.pollIntervalMs * 2 ** Math.min(failures, 6))
+        : Math.max(0, nextPoll - Date.now());
+      await this.sleep(this.toMark.length && !failures ? Math.min(wait, this.markDelayMs) : wait);
     }
   }
 
   private sleep(ms: number): Promise<void> {
     return new Promise<void>((resolve) => {
-      const t = setTimeout(done, ms);
+      const until = Date.now() + ms;
+      let t = setTimeout(done, ms);
+      let marking = false;
+      const self = this;
       function done() {
         clearTimeout(t);
+        self.wake = undefined;
         resolve();
       }
       this.wake = () => {
-        this.wake = undefined;
-        done();
+        if (this.kicked || this.stopped || this.needPass) done();
+        else if (this.toMark.length && !marking) {
+          // Rows published directly: marked together, not sooner than `markDelayMs`.
+          marking = true;
+          clearTimeout(t);
+          t = setTimeout(done, Math.max(0, Math.min(until - Date.now(), this.markDelayMs)));
+        }
       };
     });
   }

@@ -14,6 +14,7 @@ import type { PgDatabase, PgQueryResultHKT, PgTransaction } from 'drizzle-orm/pg
 import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
 import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
 import pg from 'pg';
+import { fastPglite } from './pglite-client.ts';
 import { preparePgliteDataDir } from './pglite-template.ts';
 import * as schema from './schema.ts';
 
@@ -29,6 +30,11 @@ export interface Store {
   readonly db: Db;
   /** Runs `fn` in one transaction; commits when it resolves, rolls back when it throws. */
   transaction<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
+  /**
+   * Calls `listener(tx)` right after each transaction of `transaction()` committed (the outbox relay
+   * publishes what it wrote at once). Returns a function that removes the listener.
+   */
+  onCommit(listener: (tx: Tx) => void): () => void;
   /** A cheap round trip, for health checks. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -56,12 +62,13 @@ async function openPglite(dir: string | undefined): Promise<Store> {
     ...(dir ? { dataDir: dir } : {}),
     postgresqlconf: ['shared_buffers=16MB'],
   });
-  const db = drizzlePglite({ client, schema });
+  // Statements take one call into WebAssembly and are prepared once (see pglite-client.ts).
+  const db = drizzlePglite({ client: fastPglite(client), schema });
   await migratePglite(db, { migrationsFolder: MIGRATIONS_DIR });
   return {
     kind: 'pglite',
     db: db as unknown as Db,
-    transaction: (fn) => db.transaction(fn as never) as never,
+    ...committing(db as unknown as Db),
     ping: async () => {
       await client.query('select 1');
     },
@@ -81,12 +88,41 @@ async function openPostgres(url: string, max: number): Promise<Store> {
   return {
     kind: 'postgres',
     db: db as unknown as Db,
-    transaction: (fn) => db.transaction(fn as never) as never,
+    ...committing(db as unknown as Db),
     ping: async () => {
       await pool.query('select 1');
     },
     close: async () => {
       await pool.end();
+    },
+  };
+}
+
+/** `transaction` and `onCommit` over a drizzle database. */
+function committing(db: Db): Pick<Store, 'transaction' | 'onCommit'> {
+  const listeners = new Set<(tx: Tx) => void>();
+  return {
+    transaction: async (fn) => {
+      let handle: Tx | undefined;
+      const out = await db.transaction((tx) => {
+        handle = tx;
+        return fn(tx);
+      });
+      // The transaction committed: a listener's failure must not make it look as if it had not.
+      if (handle)
+        for (const l of listeners)
+          try {
+            l(handle);
+          } catch {
+            // the listener's own business
+          }
+      return out;
+    },
+    onCommit: (listener) => {
+      listeners.add(listener);
+      return () => {
+        listeners.delete(listener);
+      };
     },
   };
 }

@@ -3,12 +3,17 @@
  * dependencies, their deadlines, and the two ways they tell others about a state change — outbox
  * rows written in the transaction of the change, and best-effort status broadcasts after it.
  */
+
+import { sql } from 'drizzle-orm';
 import type { Bus, BusLogger } from '../../bus/bus.ts';
 import { silentLogger } from '../../bus/bus.ts';
+import { writeOutboxMessages } from '../../bus/outbox.ts';
 import type { Db, Store } from '../../store/database.ts';
 import type { ExecutionRow } from '../../store/repositories/executions.ts';
-import { outbox } from '../../store/schema.ts';
+import { executions } from '../../store/schema.ts';
 import { type StatusNotification, TOPICS } from '../runtime/messages.ts';
+import { parseConcurrencyPolicy } from './policies.ts';
+import { secondsFromNow } from './sql.ts';
 
 /** The subset of a pino logger the runtime uses. */
 export type RuntimeLogger = BusLogger;
@@ -57,9 +62,39 @@ export interface OutboxMessage {
 }
 
 /** Writes several outbox rows in one statement, inside the caller's transaction. */
-export async function writeOutboxMany(tx: Db, messages: readonly OutboxMessage[]): Promise<void> {
-  if (messages.length === 0) return;
-  await tx.insert(outbox).values(messages.map((m) => ({ topic: m.topic, payload: m.payload })));
+export function writeOutboxMany(tx: Db, messages: readonly OutboxMessage[]): Promise<void> {
+  return writeOutboxMessages(tx, messages);
+}
+
+/**
+ * Whether executions of `action` need nothing of the scheduler but a lease — enabled, run by a
+ * worker, no concurrency policy — so that whoever creates them may schedule them in the same
+ * transaction (see `directSchedulePatch`).
+ */
+export function schedulesDirectly(
+  action: { enabled: boolean; runner: string; concurrencyPolicy: unknown } | null | undefined,
+): boolean {
+  return (
+    !!action &&
+    action.enabled &&
+    !SCHEDULER_RUNNERS.includes(action.runner) &&
+    parseConcurrencyPolicy(action.concurrencyPolicy) === null
+  );
+}
+
+/** What `requested → scheduled` writes: the schedule lease, and the timeout the run will have. */
+export function schedulePatch(
+  action: { timeoutSeconds: number | null },
+  group: string | null,
+  leaseSeconds: number = DEADLINES.scheduleLease,
+  defaultTimeoutSeconds: number = DEFAULT_TIMEOUT_SECONDS,
+) {
+  return {
+    scheduledAt: sql`now()`,
+    leaseExpiresAt: secondsFromNow(leaseSeconds),
+    policyGroup: group,
+    timeoutSeconds: sql`coalesce(${executions.timeoutSeconds}, ${action.timeoutSeconds ?? defaultTimeoutSeconds}::integer)`,
+  };
 }
 
 export const requestedMessage = (id: number): OutboxMessage => ({
@@ -75,7 +110,11 @@ export const completedMessage = (row: Pick<ExecutionRow, 'id' | 'status'>): Outb
   payload: { execution_id: row.id, status: row.status },
 });
 
-export function statusNotification(row: ExecutionRow): StatusNotification {
+/** The columns a status notification is made of. */
+export const NOTIFIED_COLUMNS = ['id', 'status', 'actionRef', 'parentId', 'updatedAt'] as const;
+export type NotifiedRow = Pick<ExecutionRow, (typeof NOTIFIED_COLUMNS)[number]>;
+
+export function statusNotification(row: NotifiedRow): StatusNotification {
   return {
     execution_id: row.id,
     status: row.status,
@@ -91,7 +130,7 @@ export function statusNotification(row: ExecutionRow): StatusNotification {
  */
 export function notifyStatuses(
   bus: Bus,
-  rows: readonly ExecutionRow[],
+  rows: readonly NotifiedRow[],
   log: RuntimeLogger = silentLogger,
 ): void {
   for (const row of rows) {
@@ -105,7 +144,7 @@ export function notifyStatuses(
 }
 
 /** `now() + <seconds>` in database time (every deadline is compared with the database clock). */
-export { secondsFromNow } from './sql.ts';
+export { secondsFromNow };
 
 /** The execution id in a runtime message, or an error for a malformed payload. */
 export function executionIdOf(payload: unknown): number {

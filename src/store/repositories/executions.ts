@@ -3,10 +3,11 @@
  * One `UPDATE … WHERE id = ANY($ids) AND status = ANY($from)`; rows that lost a race are simply
  * not returned. Pairs the status machine forbids are refused before any SQL runs.
  */
-import { and, inArray, type SQL, sql } from 'drizzle-orm';
+import { type SQL, sql } from 'drizzle-orm';
 import { canTransition, EXECUTION_TRANSITIONS, type ExecutionStatus } from '../../domain/status.ts';
 import type { Db } from '../database.ts';
 import { executions } from '../schema.ts';
+import { columnName, mapRows, rawRows, returningList, valueFor } from './bulk.ts';
 
 export type ExecutionRow = typeof executions.$inferSelect;
 type PatchFields = Pick<
@@ -23,6 +24,8 @@ type PatchFields = Pick<
   | 'policyGroup'
   | 'context'
   | 'timeoutSeconds'
+  | 'completionHandledAt'
+  | 'rootId'
 >;
 /** Columns written with the status; a value may be an SQL expression (e.g. `now() + …`, database time). */
 export type ExecutionPatch = { [K in keyof PatchFields]?: PatchFields[K] | SQL };
@@ -40,29 +43,49 @@ export function assertTransitions(from: readonly ExecutionStatus[], to: Executio
 
 /**
  * Moves the executions `ids` that are in one of `from` to `to`, applying `patch`. Returns the rows
- * that moved (with their new values). Terminal statuses also set `finished_at` unless given.
+ * that moved (with their new values; only the columns of `columns` when given). Terminal statuses
+ * also set `finished_at` unless given. The statement is written directly rather than with the query
+ * builder (building it cost more than running it) and its text depends only on the columns it
+ * sets, so it is prepared once.
  */
 export async function transitionExecutions(
   db: Db,
   ids: readonly number[],
   from: readonly ExecutionStatus[],
   to: ExecutionStatus,
+  patch?: ExecutionPatch,
+): Promise<ExecutionRow[]>;
+export async function transitionExecutions<K extends keyof ExecutionRow>(
+  db: Db,
+  ids: readonly number[],
+  from: readonly ExecutionStatus[],
+  to: ExecutionStatus,
+  patch: ExecutionPatch,
+  columns: readonly K[],
+): Promise<Pick<ExecutionRow, K>[]>;
+export async function transitionExecutions(
+  db: Db,
+  ids: readonly number[],
+  from: readonly ExecutionStatus[],
+  to: ExecutionStatus,
   patch: ExecutionPatch = {},
-): Promise<ExecutionRow[]> {
+  columns?: readonly (keyof ExecutionRow)[],
+): Promise<Partial<ExecutionRow>[]> {
   assertTransitions(from, to);
   if (!ids.length) return [];
   const terminal = EXECUTION_TRANSITIONS[to].length === 0;
-  return db
-    .update(executions)
-    .set({
-      ...patch,
-      status: to,
-      updatedAt: sql`now()`,
-      ...(terminal && patch.finishedAt === undefined ? { finishedAt: sql`now()` } : {}),
-      ...(terminal ? { leaseExpiresAt: null } : {}),
-    })
-    .where(and(inArray(executions.id, [...ids]), inArray(executions.status, [...from])))
-    .returning();
+  const sets: SQL[] = [sql`"status" = ${to}`, sql`"updated_at" = now()`];
+  for (const [key, value] of Object.entries(patch)) {
+    if (value === undefined || key === 'status' || key === 'updatedAt') continue;
+    if (terminal && key === 'leaseExpiresAt') continue;
+    sets.push(sql`${sql.raw(columnName(executions, key))} = ${valueFor(executions, key, value)}`);
+  }
+  if (terminal && patch.finishedAt === undefined) sets.push(sql`"finished_at" = now()`);
+  if (terminal) sets.push(sql`"lease_expires_at" = null`);
+  const result = await db.execute(
+    sql`update "executions" set ${sql.join(sets, sql`, `)} where "id" = any(${sql.param([...ids])}::bigint[]) and "status" = any(${sql.param([...from])}::text[]) returning ${returningList(executions, columns)}`,
+  );
+  return mapRows<ExecutionRow>(executions, rawRows(result));
 }
 
 /** One execution; returns the moved row or null when it was not in `from`. */
