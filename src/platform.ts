@@ -158,6 +158,8 @@ export async function startPlatform(config: Config, opts: StartOptions = {}): Pr
         cipher: ctx.cipher,
         outbox: relay,
         logger: log.child({ component: 'rules-engine' }),
+        // This process runs the scheduler too: plain executions are scheduled as they are created.
+        scheduleDirectly: true,
       });
       workflowHost = new WorkflowHost({
         store,
@@ -165,6 +167,7 @@ export async function startPlatform(config: Config, opts: StartOptions = {}): Pr
         cipher: ctx.cipher,
         log: log.child({ component: 'workflows' }),
         kickOutbox,
+        ruleIndex: rulesEngine.ruleIndex,
       });
     }
     executionRuntime = await startExecutionRuntime({

@@ -4,10 +4,15 @@
  * execution of the rule's action with the rendered parameters.
  *
  * Batches: the queue is consumed with a prefetch of several batches; the messages delivered together
- * are handled by one pass (`Batcher`): one read of the events, one of the enforcements already made
- * for them, one of the actions involved, one of the system keys (only when a rule template uses
- * `keys`), then one transaction that writes every enforcement, execution, secret and outbox message
- * of the batch. A message is acknowledged once its batch has committed.
+ * are handled by one pass (`Batcher`): one read of the events with the enforcements already made for
+ * them, the actions involved (cached a moment, like the scheduler's), the system keys (only when a
+ * rule template uses `keys`), then one transaction that writes every enforcement, execution, secret
+ * and outbox message of the batch. A message is acknowledged once its batch has committed.
+ *
+ * Where the scheduler runs in the same process (`scheduleDirectly`, the platform's `scheduler` role),
+ * an execution of a plain action — enabled, run by a worker, no concurrency policy — is created
+ * `scheduled`, with the lease, timeout and `execution.scheduled` message the scheduler would give it:
+ * requested and scheduled in one transaction, one hop less. The others are left `requested`.
  *
  * Idempotency (DESIGN §4.2): enforcements are unique on (rule_ref, event_id) and inserted with
  * `ON CONFLICT DO NOTHING`; an execution is created only for an enforcement this pass inserted, so a
@@ -17,18 +22,31 @@
  * param_schema marks `secret: true`, are stored as `{"$secret": true}` in the execution (and the
  * enforcement); their values go to `execution_secrets`, encrypted.
  */
-import { inArray, sql } from 'drizzle-orm';
+import { sql } from 'drizzle-orm';
 import type { Bus, BusLogger, Subscription } from '../../bus/bus.ts';
 import { silentLogger } from '../../bus/bus.ts';
-import { writeOutboxMany } from '../../bus/outbox.ts';
+import { writeOutboxMessages } from '../../bus/outbox.ts';
 import type { Cipher } from '../../security/crypto.ts';
 import type { Store } from '../../store/database.ts';
-import { actions, enforcements, events, executionSecrets, executions } from '../../store/schema.ts';
+import { insertRows, mapRows, rawRows, returningList } from '../../store/repositories/bulk.ts';
+import type { ExecutionRow } from '../../store/repositories/executions.ts';
+import { enforcements, events, executionSecrets, executions } from '../../store/schema.ts';
 import { KeyStore } from '../keys/key-store.ts';
 import { EVENT_TIME_KEY, metrics } from '../metrics/registry.ts';
 import { Batcher } from '../runtime/batcher.ts';
 import { sealParameters } from '../runtime/execution-secrets.ts';
 import { type ExecutionRequested, QUEUES, TOPICS } from '../runtime/messages.ts';
+import { ActionCache, type ActionRow } from '../scheduler/action-cache.ts';
+import {
+  DEADLINES,
+  DEFAULT_TIMEOUT_SECONDS,
+  NOTIFIED_COLUMNS,
+  type NotifiedRow,
+  notifyStatuses,
+  scheduledMessage,
+  schedulesDirectly,
+  secondsFromNow,
+} from '../scheduler/runtime.ts';
 import {
   type ActionInfo,
   type EventContext,
@@ -57,6 +75,13 @@ export interface RulesEngineDeps {
   maxBatchSize?: number;
   /** Batches processed at once. Default 1 on PGlite (one connection), 2 on PostgreSQL. */
   concurrency?: number;
+  /**
+   * Schedule executions of actions that need nothing of the scheduler but a lease (no concurrency
+   * policy, run by a worker) in the transaction that creates them, as the scheduler would: one hop
+   * less. For a process that runs the scheduler too (the platform's `scheduler` role). Default false:
+   * every execution is left `requested` for the scheduler.
+   */
+  scheduleDirectly?: boolean;
 }
 
 export interface RulesEngineStats {
@@ -108,12 +133,17 @@ export class RulesEngine {
   readonly #log: BusLogger;
   readonly #batcher: Batcher<number, void>;
   #subscription: Subscription | undefined;
+  #definitionsSub: Subscription | undefined;
+  readonly #actions: ActionCache;
+  /** The bus it consumes from: status notifications of the executions it schedules go there. */
+  #bus: Bus | undefined;
   readonly #ownsIndex: boolean;
 
   constructor(store: Store, deps: RulesEngineDeps) {
     this.#store = store;
     this.#deps = deps;
     this.#keyStore = new KeyStore(store, deps.cipher);
+    this.#actions = new ActionCache(() => store.db);
     this.#log = deps.logger ?? silentLogger;
     this.#ownsIndex = !deps.ruleIndex;
     this.ruleIndex = deps.ruleIndex ?? new RuleIndex(store.db);
@@ -138,7 +168,11 @@ export class RulesEngine {
   /** Follows rule changes and consumes `attune.rules-engine` (bound to `event.created`). */
   async start(bus: Bus): Promise<void> {
     if (this.#subscription) return;
+    this.#bus = bus;
     if (this.#ownsIndex) await this.ruleIndex.attach(bus);
+    this.#definitionsSub = await bus.subscribe([TOPICS.definitionsChanged], async () =>
+      this.#actions.clear(),
+    );
     this.#subscription = await bus.consume(
       QUEUES.rulesEngine,
       { topics: [TOPICS.eventCreated], prefetch: this.#deps.prefetch ?? 256 },
@@ -162,6 +196,8 @@ export class RulesEngine {
     const s = this.#subscription;
     this.#subscription = undefined;
     await s?.close();
+    await this.#definitionsSub?.close();
+    this.#definitionsSub = undefined;
     await this.#batcher.close();
     if (this.#ownsIndex) await this.ruleIndex.detach();
   }
@@ -182,7 +218,17 @@ export class RulesEngine {
     };
     if (!ids.length) return result;
     const db = this.#store.db;
-    const evs = await db.select().from(events).where(inArray(events.id, ids));
+    // The events, each with the rules that already enforced it (a redelivery): one statement.
+    const read = mapRows<EventRow & { enforced: string[] }>(
+      events,
+      rawRows(
+        await db.execute(sql`select ${returningList(events)},
+            array(select f.rule_ref from ${enforcements} f where f.event_id = e.id) as enforced
+          from ${events} e where e.id = any(${sql.param(ids)}::bigint[])`),
+      ),
+    );
+    const enforced = new Map(read.map((e) => [e.id, e.enforced]));
+    const evs: EventRow[] = read.map(({ enforced: _, ...e }) => e);
     result.events = evs.length;
     this.stats.events += evs.length;
     this.stats.batches++;
@@ -194,19 +240,7 @@ export class RulesEngine {
     await Promise.all(triggerRefs.map(async (t) => rulesOf.set(t, await this.ruleIndex.rulesFor(t))));
     const withRules = evs.filter((e) => (rulesOf.get(e.triggerRef)?.length ?? 0) > 0);
     if (!withRules.length) return result;
-    const done = new Set(
-      (
-        await db
-          .select({ ruleRef: enforcements.ruleRef, eventId: enforcements.eventId })
-          .from(enforcements)
-          .where(
-            inArray(
-              enforcements.eventId,
-              withRules.map((e) => e.id),
-            ),
-          )
-      ).map((r) => pairKey(r.ruleRef, r.eventId)),
-    );
+    const done = new Set(withRules.flatMap((e) => (enforced.get(e.id) ?? []).map((r) => pairKey(r, e.id))));
     const pairs: { event: EventRow; rule: IndexedRule }[] = [];
     for (const event of withRules) {
       // A rule of a parameterised trigger (a webhook's name, a timer's spec) sees only the events
@@ -223,16 +257,13 @@ export class RulesEngine {
 
     // What the templates need: the actions, and the system keys when a rule uses them.
     const actionRefs = [...new Set(pairs.map((p) => p.rule.actionRef))];
-    const actionRows = await db
-      .select({
-        ref: actions.ref,
-        runner: actions.runner,
-        enabled: actions.enabled,
-        paramSchema: actions.paramSchema,
-      })
-      .from(actions)
-      .where(inArray(actions.ref, actionRefs));
+    // Cached a moment, like the scheduler's (a definitions-changed broadcast clears it).
+    const actionRows = [...(await this.#actions.getMany(actionRefs)).values()].filter(
+      (a): a is ActionRow => a !== null,
+    );
     const actionOf = new Map<string, ActionInfo>(actionRows.map((a) => [a.ref, a]));
+    const actionRowOf = new Map(actionRows.map((a) => [a.ref, a]));
+    const scheduled: (NotifiedRow & Pick<ExecutionRow, 'runner'>)[] = [];
     let keys: TemplateKeys = NO_KEYS;
     if (pairs.some((p) => ruleUsesKeys(p.rule))) keys = await loadSystemKeys(db, this.#keyStore);
 
@@ -251,31 +282,24 @@ export class RulesEngine {
     if (!planned.length) return result;
 
     await this.#store.transaction(async (tx) => {
-      const inserted: { id: number; ruleRef: string; eventId: number }[] = [];
-      for (const part of chunks(planned, ROWS_PER_INSERT))
-        inserted.push(
-          ...(await tx
-            .insert(enforcements)
-            .values(
-              part.map((p) => ({
-                ruleId: p.rule.id,
-                ruleRef: p.rule.ref,
-                triggerRef: p.event.triggerRef,
-                eventId: p.event.id,
-                status: p.outcome.kind === 'matched' ? 'scheduled' : 'failed',
-                resolvedParams:
-                  p.sealed?.parameters ??
-                  (p.outcome.kind === 'failed' ? (p.outcome.parameters ?? null) : null),
-                failureReason: p.outcome.kind === 'failed' ? p.outcome.reason : null,
-              })),
-            )
-            .onConflictDoNothing({ target: [enforcements.ruleRef, enforcements.eventId] })
-            .returning({
-              id: enforcements.id,
-              ruleRef: enforcements.ruleRef,
-              eventId: enforcements.eventId,
-            })),
-        );
+      const inserted = await insertRows(
+        tx,
+        enforcements,
+        planned.map((p) => ({
+          ruleId: p.rule.id,
+          ruleRef: p.rule.ref,
+          triggerRef: p.event.triggerRef,
+          eventId: p.event.id,
+          status: p.outcome.kind === 'matched' ? 'scheduled' : 'failed',
+          resolvedParams:
+            p.sealed?.parameters ?? (p.outcome.kind === 'failed' ? (p.outcome.parameters ?? null) : null),
+          failureReason: p.outcome.kind === 'failed' ? p.outcome.reason : null,
+        })),
+        {
+          returning: ['id', 'ruleRef', 'eventId'],
+          onConflictDoNothing: [enforcements.ruleRef, enforcements.eventId],
+        },
+      );
       const enforcementId = new Map(inserted.map((r) => [pairKey(r.ruleRef, r.eventId), r.id]));
       result.enforcements = inserted.length;
       // Lost a race with another pass over the same event: that pass made them.
@@ -289,35 +313,50 @@ export class RulesEngine {
         (p) => p.outcome.kind === 'failed' && enforcementId.has(pairKey(p.rule.ref, p.event.id)),
       ).length;
       if (!toRun.length) return;
-      const made: { id: number; enforcementId: number | null }[] = [];
-      for (const part of chunks(toRun, ROWS_PER_INSERT))
-        made.push(
-          ...(await tx
-            .insert(executions)
-            .values(
-              part.map((p) => ({
-                actionRef: p.rule.actionRef,
-                runner: p.action!.runner,
-                parameters: p.sealed!.parameters,
-                status: 'requested',
-                enforcementId: enforcementId.get(pairKey(p.rule.ref, p.event.id))!,
-                ruleRef: p.rule.ref,
-                triggerRef: p.event.triggerRef,
-                eventId: p.event.id,
-                createdBy: `rule:${p.rule.ref}`,
-                context: { [EVENT_TIME_KEY]: p.event.createdAt.toISOString() },
-              })),
-            )
-            .returning({ id: executions.id, enforcementId: executions.enforcementId })),
-        );
-      const ids = made.map((m) => m.id);
-      // Each is the root of its own tree (a workflow's children point to it).
-      for (const part of chunks(ids, ROWS_PER_INSERT))
-        await tx
-          .update(executions)
-          .set({ rootId: sql`${executions.id}` })
-          .where(inArray(executions.id, part));
+      // Ids first, so that each execution is created as the root of its own tree (a workflow's
+      // children point to their root) without a second write.
+      const ids = rawRows(
+        await tx.execute(
+          sql`select nextval(pg_get_serial_sequence('executions', 'id'))::bigint as id from generate_series(1, ${toRun.length}::integer)`,
+        ),
+      ).map((r) => Number(r.id));
+      // Executions of actions that need nothing of the scheduler but a lease (no concurrency policy,
+      // a worker runner) are created `scheduled` — requested and scheduled in this one transaction,
+      // with the lease, timeout and message the scheduler would give them; the others are left
+      // `requested` for the scheduler.
+      const made = await insertRows(
+        tx,
+        executions,
+        toRun.map((p, i) => {
+          const base = {
+            id: ids[i]!,
+            rootId: ids[i]!,
+            actionRef: p.rule.actionRef,
+            runner: p.action!.runner,
+            parameters: p.sealed!.parameters,
+            enforcementId: enforcementId.get(pairKey(p.rule.ref, p.event.id))!,
+            ruleRef: p.rule.ref,
+            triggerRef: p.event.triggerRef,
+            eventId: p.event.id,
+            createdBy: `rule:${p.rule.ref}`,
+            context: { [EVENT_TIME_KEY]: p.event.createdAt.toISOString() },
+          };
+          const action = actionRowOf.get(p.rule.actionRef);
+          if (!this.#deps.scheduleDirectly || !schedulesDirectly(action))
+            return { ...base, status: 'requested' };
+          return {
+            ...base,
+            status: 'scheduled',
+            scheduledAt: sql`now()`,
+            leaseExpiresAt: secondsFromNow(DEADLINES.scheduleLease),
+            timeoutSeconds: action!.timeoutSeconds ?? DEFAULT_TIMEOUT_SECONDS,
+          };
+        }),
+        { returning: [...NOTIFIED_COLUMNS, 'runner', 'enforcementId'] },
+      );
       const byEnforcement = new Map(made.map((m) => [m.enforcementId!, m.id]));
+      scheduled.push(...made.filter((m) => m.status === 'scheduled'));
+      const requested = made.filter((m) => m.status === 'requested').map((m) => m.id);
       const secrets = toRun
         .filter((p) => p.sealed!.ciphertext !== null)
         .map((p) => ({
@@ -325,11 +364,13 @@ export class RulesEngine {
           ciphertext: p.sealed!.ciphertext!,
         }));
       for (const part of chunks(secrets, ROWS_PER_INSERT)) await tx.insert(executionSecrets).values(part);
-      await writeOutboxMany(
-        tx,
-        TOPICS.executionRequested,
-        ids.map((id) => ({ execution_id: id }) satisfies ExecutionRequested),
-      );
+      await writeOutboxMessages(tx, [
+        ...scheduled.map(scheduledMessage),
+        ...requested.map((id) => ({
+          topic: TOPICS.executionRequested,
+          payload: { execution_id: id } satisfies ExecutionRequested,
+        })),
+      ]);
       result.executions = ids.length;
       result.executionIds = ids;
     });
@@ -338,6 +379,7 @@ export class RulesEngine {
     this.stats.failed += result.failed;
     metrics.enforcementsRecorded(result.enforcements - result.failed, result.failed);
     if (result.executions) this.#deps.outbox?.kick();
+    if (scheduled.length && this.#bus) notifyStatuses(this.#bus, scheduled, this.#log);
     if (result.failed)
       for (const p of planned)
         if (p.outcome.kind === 'failed')

@@ -6,17 +6,22 @@
  *  (d) the platform's internal trigger `core.execution_completed` (an event, when a rule uses it),
  *      and the `onExecutionCompleted` hook.
  *
+ * A worker in the same process marks an end that needs none of (a)–(d) handled in the transaction
+ * that records it, and sends no message (see `followUpHere` in worker-service.ts); so does the
+ * workflow host for the `noop` tasks it runs itself.
+ *
  * Exactly once: the transaction that does (a)–(d) first marks the execution handled
  * (`completion_handled_at`, a guarded `… WHERE completion_handled_at IS NULL`), so a duplicate or
  * redelivered message finds nothing to do. The hooks run inside that transaction: if one throws,
  * nothing of the follow-up is kept and the message comes back. A follow-up that never happened
  * (message dead-lettered) is re-published by the sweeper.
  */
-import { and, asc, eq, inArray, isNull, sql } from 'drizzle-orm';
+import { and, asc, eq, inArray, sql } from 'drizzle-orm';
 import type { BusMessage, JsonValue, Subscription } from '../../bus/bus.ts';
 import { AppError } from '../../domain/errors.ts';
 import { ACTIVE_EXECUTION_STATUSES, TERMINAL_EXECUTION_STATUSES } from '../../domain/status.ts';
 import type { Tx } from '../../store/database.ts';
+import { mapRows, rawRows, returningList } from '../../store/repositories/bulk.ts';
 import { type ExecutionRow, transitionExecutions } from '../../store/repositories/executions.ts';
 import { executionSecrets, executions } from '../../store/schema.ts';
 import { createEvent } from '../events/create-event.ts';
@@ -144,17 +149,16 @@ export class CompletionHandler {
     const woken: ExecutionRow[] = [];
     let followed: ExecutionRow[] = [];
     await this.deps.store.transaction(async (tx) => {
-      const rows = await tx
-        .update(executions)
-        .set({ completionHandledAt: sql`now()` })
-        .where(
-          and(
-            inArray(executions.id, unique),
-            isNull(executions.completionHandledAt),
-            inArray(executions.status, [...TERMINAL_EXECUTION_STATUSES]),
-          ),
-        )
-        .returning();
+      // Written directly rather than with the query builder: building it cost more than running it.
+      const rows = mapRows<ExecutionRow>(
+        executions,
+        rawRows(
+          await tx.execute(sql`update "executions" set "completion_handled_at" = now()
+             where "id" = any(${sql.param(unique)}::bigint[]) and "completion_handled_at" is null
+               and "status" = any(${sql.param([...TERMINAL_EXECUTION_STATUSES])}::text[])
+             returning ${returningList(executions)}`),
+        ),
+      );
       if (rows.length === 0) return;
       rows.sort((a, b) => a.id - b.id);
       followed = rows;

@@ -119,6 +119,9 @@ export async function startExecutionRuntime(opts: ExecutionRuntimeOptions): Prom
         packDir: packDirResolver(opts.packsDir, opts.builtinPacksDir, opts.builtinPacks),
         ...(opts.worker?.capacity !== undefined && { capacity: opts.worker.capacity }),
         ...(opts.worker?.runnerConfig && { runnerConfig: opts.worker.runnerConfig }),
+        // The completion handler is in this process: ends that need no follow-up are followed up at once.
+        ...(rt.completion &&
+          !opts.completionHooks?.onExecutionCompleted && { followUpHere: { rules: opts.ruleIndex } }),
       });
       await rt.worker.start();
     }

@@ -31,6 +31,7 @@ import {
   type RuntimeDeps,
   type RuntimeLogger,
   scheduledMessage,
+  schedulePatch,
   secondsFromNow,
   silentLogger,
   writeOutboxMany,
@@ -241,12 +242,7 @@ export class Scheduler {
   }
 
   private schedulePatch(action: ActionRow, group: string | null) {
-    return {
-      scheduledAt: sql`now()`,
-      leaseExpiresAt: secondsFromNow(this.scheduleLease),
-      policyGroup: group,
-      timeoutSeconds: sql`coalesce(${executions.timeoutSeconds}, ${action.timeoutSeconds ?? this.defaultTimeout}::integer)`,
-    };
+    return schedulePatch(action, group, this.scheduleLease, this.defaultTimeout);
   }
 
   /** One concurrency group, under its advisory lock (held until the transaction ends). */

@@ -12,6 +12,12 @@
  *    canceled, requeued, duplicate) is acknowledged and ignored.
  *  - Output is buffered and written every ~100 ms (see OutputWriter); the terminal status, result
  *    and `execution.completed` are one transaction, batched across executions finishing together.
+ *    When the completion handler lives in this process (`followUpHere`), an end that needs no
+ *    follow-up is marked followed up in that transaction instead, with no message.
+ *  - `noop` executions have nothing to run: they are claimed and ended in one pass (`claimAndEnd`),
+ *    through the same guarded transitions.
+ *  - Processes are started through the process host (runners/process-host.ts): forking a worker
+ *    that holds an embedded database costs ~20 ms of blocked event loop per process.
  *  - `execution.cancel` broadcasts abort the matching run (its process group is killed); a lost
  *    broadcast is caught by the heartbeat, which sees the execution `canceling`.
  *  - `stop()`: stops claiming, lets running executions finish for `shutdownGraceMs`, then stops the
@@ -31,15 +37,19 @@ import {
 } from '../../store/repositories/executions.ts';
 import { executionSecrets, executions, workers } from '../../store/schema.ts';
 import { metrics } from '../metrics/registry.ts';
+import type { RuleIndex } from '../rules-engine/rule-index.ts';
 import { Batcher } from '../runtime/batcher.ts';
 import { isSecretMarker, openParameters, schemaSecretNames } from '../runtime/execution-secrets.ts';
 import { QUEUES, TOPICS } from '../runtime/messages.ts';
 import { ActionCache, type ActionRow } from '../scheduler/action-cache.ts';
+import { EXECUTION_COMPLETED_TRIGGER } from '../scheduler/completion.ts';
+import { parseRetryPolicy, shouldRetry } from '../scheduler/policies.ts';
 import {
   completedMessage,
   DEADLINES,
   DEFAULT_TIMEOUT_SECONDS,
   executionIdOf,
+  NOTIFIED_COLUMNS,
   notifyStatuses,
   type OutboxMessage,
   type RuntimeDeps,
@@ -82,9 +92,29 @@ export interface WorkerServiceOptions extends RuntimeDeps {
   /** Timeout of an execution that has none recorded and whose action names none. Default 600 s. */
   defaultTimeoutSeconds?: number;
   labels?: Record<string, unknown>;
+  /**
+   * The scheduler's completion handler runs in this process, with no hook of its own beyond the
+   * workflow host's: an execution that needs no follow-up — no retry to make, no concurrency group,
+   * no parent workflow, no rule on `core.execution_completed` (asked of `rules`) — is marked followed
+   * up in the transaction that ends it, and sends no `execution.completed`. Default: every end is
+   * followed up by the completion handler.
+   */
+  followUpHere?: { rules?: RuleIndex | undefined };
 }
 
 type StopReason = 'cancel' | 'shutdown' | 'lease_lost';
+
+/** What the noop path reads back of the executions it moves: notifications, metrics, messages. */
+const BRIEF_COLUMNS = [
+  ...NOTIFIED_COLUMNS,
+  'runner',
+  'enforcementId',
+  'context',
+  'startedAt',
+  'finishedAt',
+  'policyGroup',
+  'attempt',
+] as const;
 
 interface Run {
   row: ExecutionRow;
@@ -120,6 +150,8 @@ export class WorkerService {
   private readonly actions: ActionCache;
   private readonly output: OutputWriter;
   private readonly claims: Batcher<number, Claimed | null>;
+  /** Claims of executions whose runner needs no run at all (noop): claimed and ended in one transaction. */
+  private readonly inlineClaims: Batcher<number, Claimed | null>;
   private readonly completions: Batcher<Finished>;
   private readonly runs = new Map<number, Run>();
   /** Ends of runs being recorded. */
@@ -150,6 +182,7 @@ export class WorkerService {
       log: this.log,
     });
     this.claims = new Batcher((ids) => this.claimBatch(ids), { maxBatchSize: this.capacity });
+    this.inlineClaims = new Batcher((ids) => this.claimAndEnd(ids), { maxBatchSize: this.capacity });
     this.completions = new Batcher((items) => this.completeBatch(items), { maxBatchSize: 256 });
   }
 
@@ -229,6 +262,7 @@ export class WorkerService {
     await Promise.all(this.subs.map((s) => s.close()));
     this.subs = [];
     await this.claims.close();
+    await this.inlineClaims.close();
     await this.completions.close();
     await this.output.close();
     this.beating = false;
@@ -254,9 +288,98 @@ export class WorkerService {
       // Another worker may run it; the bus hands the message on.
       throw new Error(`worker ${this.id} does not run '${runner}' executions`);
     }
-    const claimed = await this.claims.add(id);
+    const claimed = await (runner === 'noop' ? this.inlineClaims : this.claims).add(id);
     if (!claimed) return;
     await this.execute(claimed);
+  }
+
+  /**
+   * The `noop` runner has nothing to run: its executions are claimed (`scheduled → running`) and
+   * ended (`running → succeeded`, with `execution.completed`) in the same pass — the same guarded
+   * transitions and outbox message as any run, without a run or a batch in between. One whose
+   * action went away (or stopped being a noop) is handed back, claimed, to the ordinary run.
+   */
+  private async claimAndEnd(ids: number[]): Promise<(Claimed | null)[]> {
+    const db = this.deps.store.db;
+    const claimed = await transitionExecutions(
+      db,
+      [...new Set(ids)],
+      ['scheduled'],
+      'running',
+      {
+        workerId: this.id,
+        startedAt: sql`now()`,
+        heartbeatAt: sql`now()`,
+        leaseExpiresAt: secondsFromNow(this.runLease),
+      },
+      BRIEF_COLUMNS,
+    );
+    if (!claimed.length) return ids.map(() => null);
+    metrics.executionsStarted(claimed);
+    notifyStatuses(this.deps.bus, claimed, this.log);
+    const known = await this.actions.getMany(claimed.map((r) => r.actionRef));
+    const noop: number[] = [];
+    const handBack: number[] = [];
+    for (const r of claimed)
+      if (r.runner === 'noop' && known.get(r.actionRef)?.runner === 'noop') noop.push(r.id);
+      else handBack.push(r.id);
+    if (noop.length) {
+      // One turn of the event loop, as between the claim and the end of any run: whoever follows
+      // the statuses hears of `running` before `succeeded` is there to be read.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      const byId = new Map(claimed.map((r) => [r.id, r]));
+      const emit = await this.followUpsWanted();
+      const free = noop.filter((id) => !this.needsFollowUp(byId.get(id)!, 'succeeded', emit, null));
+      const followed = noop.filter((id) => !free.includes(id));
+      try {
+        const [quiet, told] = await this.deps.store.transaction(async (tx) => {
+          const ends = { result: null, error: null };
+          const q = await transitionExecutions(
+            tx,
+            free,
+            ['running'],
+            'succeeded',
+            { ...ends, completionHandledAt: sql`now()` },
+            BRIEF_COLUMNS,
+          );
+          const t = await transitionExecutions(tx, followed, ['running'], 'succeeded', ends, BRIEF_COLUMNS);
+          await writeOutboxMany(tx, t.map(completedMessage));
+          return [q, t];
+        });
+        metrics.executionsFinished(quiet);
+        if (told.length) this.deps.kickOutbox?.();
+        notifyStatuses(this.deps.bus, [...quiet, ...told], this.log);
+      } catch (e) {
+        // They are claimed: the ordinary run records their end, retrying as long as it takes.
+        this.log.warn({ err: (e as Error).message, count: noop.length }, 'recording noop executions failed');
+        handBack.push(...noop);
+      }
+    }
+    if (!handBack.length) return ids.map(() => null);
+    // Claimed, to be run the ordinary way: the whole rows.
+    const rows = await db.select().from(executions).where(inArray(executions.id, handBack));
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    const secrets = await this.secretsOf(rows);
+    return ids.map((id) => {
+      const row = byId.get(id);
+      if (!row) return null;
+      byId.delete(id);
+      return { row, ciphertext: secrets.get(id) ?? null };
+    });
+  }
+
+  /** The sealed secret parameters of claimed executions (a marker in the parameters says which have some). */
+  private async secretsOf(rows: readonly ExecutionRow[]): Promise<Map<number, string>> {
+    const secrets = new Map<number, string>();
+    const sealed = rows.filter((r) => Object.values(r.parameters).some(isSecretMarker)).map((r) => r.id);
+    if (sealed.length) {
+      const found = await this.deps.store.db
+        .select({ id: executionSecrets.executionId, ciphertext: executionSecrets.ciphertext })
+        .from(executionSecrets)
+        .where(inArray(executionSecrets.executionId, sealed));
+      for (const s of found) secrets.set(s.id, s.ciphertext);
+    }
+    return secrets;
   }
 
   private async claimBatch(ids: number[]): Promise<(Claimed | null)[]> {
@@ -268,16 +391,8 @@ export class WorkerService {
       leaseExpiresAt: secondsFromNow(this.runLease),
     });
     const byId = new Map(rows.map((r) => [r.id, r]));
-    const secrets = new Map<number, string>();
-    // Secret values are stored apart; a marker in the parameters says which executions have some.
-    const sealed = rows.filter((r) => Object.values(r.parameters).some(isSecretMarker)).map((r) => r.id);
-    if (sealed.length) {
-      const found = await db
-        .select({ id: executionSecrets.executionId, ciphertext: executionSecrets.ciphertext })
-        .from(executionSecrets)
-        .where(inArray(executionSecrets.executionId, sealed));
-      for (const s of found) secrets.set(s.id, s.ciphertext);
-    }
+    // Secret values are stored apart.
+    const secrets = await this.secretsOf(rows);
     if (rows.length) notifyStatuses(this.deps.bus, rows, this.log);
     metrics.executionsStarted(rows);
     // A duplicate id in one batch gets the execution once.
@@ -419,6 +534,12 @@ export class WorkerService {
   private async completeBatch(items: Finished[]): Promise<void> {
     const changed: ExecutionRow[] = [];
     const messages: OutboxMessage[] = [];
+    const quiet: ExecutionRow[] = [];
+    // What the follow-up needs to know, asked before the transaction (PGlite has one connection).
+    const emit = await this.followUpsWanted();
+    const acts = this.deps.followUpHere
+      ? await this.actions.getMany(items.map((f) => f.row.actionRef))
+      : null;
     await this.deps.store.transaction(async (tx) => {
       // Outcomes that are alike (typically: succeeded with the same result) move in one statement.
       const alike = new Map<string, Finished[]>();
@@ -430,11 +551,30 @@ export class WorkerService {
         alike.set(key, [...(alike.get(key) ?? []), f]);
       }
       for (const group of alike.values()) {
-        const moved = await this.recordOutcomes(tx, group);
+        const status = group[0]!.outcome.status;
+        const free = new Set(
+          status === 'canceled'
+            ? []
+            : group
+                .filter((f) => !this.needsFollowUp(f.row, status, emit, acts?.get(f.row.actionRef) ?? null))
+                .map((f) => f.row.id),
+        );
+        const moved = [
+          ...(await this.recordOutcomes(
+            tx,
+            group.filter((f) => !free.has(f.row.id)),
+          )),
+          ...(await this.recordOutcomes(
+            tx,
+            group.filter((f) => free.has(f.row.id)),
+            true,
+          )),
+        ];
         const ids = new Set(moved.map((r) => r.id));
         for (const r of moved) {
           changed.push(r);
-          messages.push(completedMessage(r));
+          if (free.has(r.id)) quiet.push(r);
+          else messages.push(completedMessage(r));
         }
         for (const f of group) {
           if (!ids.has(f.row.id)) {
@@ -447,12 +587,36 @@ export class WorkerService {
       }
       await writeOutboxMany(tx, messages);
     });
+    metrics.executionsFinished(quiet);
     if (messages.length) this.deps.kickOutbox?.();
     notifyStatuses(this.deps.bus, changed, this.log);
   }
 
-  /** Records alike outcomes (same status, result and error; or a single canceled one). */
-  private async recordOutcomes(tx: Tx, group: Finished[]): Promise<ExecutionRow[]> {
+  /** Whether a rule uses `core.execution_completed` (when this worker follows ends up itself). */
+  private async followUpsWanted(): Promise<boolean> {
+    const here = this.deps.followUpHere;
+    if (!here) return true;
+    return (await here.rules?.hasRules(EXECUTION_COMPLETED_TRIGGER)) ?? false;
+  }
+
+  /** Whether an execution ending with `status` needs the completion handler (see `followUpHere`). */
+  private needsFollowUp(
+    row: Pick<ExecutionRow, 'parentId' | 'policyGroup' | 'attempt'>,
+    status: string,
+    emit: boolean,
+    action: ActionRow | null,
+  ): boolean {
+    if (!this.deps.followUpHere || emit || row.parentId !== null || row.policyGroup !== null) return true;
+    if (status === 'succeeded') return false;
+    return !action || shouldRetry(parseRetryPolicy(action.retryPolicy), status, row.attempt);
+  }
+
+  /**
+   * Records alike outcomes (same status, result and error; or a single canceled one); `followedUp`:
+   * and marks them followed up (they need nothing of the completion handler).
+   */
+  private async recordOutcomes(tx: Tx, group: Finished[], followedUp = false): Promise<ExecutionRow[]> {
+    if (!group.length) return [];
     const { row, outcome, reason } = group[0]!;
     const result = cleanJson(outcome.result ?? null);
     const error = outcome.error ? (cleanJson(outcome.error) as Record<string, unknown>) : null;
@@ -462,7 +626,7 @@ export class WorkerService {
         group.map((f) => f.row.id),
         ['running', 'canceling'],
         outcome.status,
-        { result, error },
+        followedUp ? { result, error, completionHandledAt: sql`now()` } : { result, error },
       );
     }
     const canceled = await transitionExecution(tx, row.id, ['canceling'], 'canceled', { result, error });

@@ -9,7 +9,10 @@
  *    `{workflow_run_key, workflow_task, item_index}`), in `requested` with its outbox message, and
  *    its `workflow_task_runs` row — the unique (workflow, run key) row is the guard against starting
  *    a run twice. A start that cannot happen (unknown or disabled action, parameters that do not fit)
- *    fails the task with the reason, as a task failure the workflow can handle.
+ *    fails the task with the reason, as a task failure the workflow can handle. A task whose action
+ *    needs no worker (`noop`, no concurrency policy) runs here when the host allows it: created
+ *    `running`, then `running → succeeded` with its follow-up done (`finishInline`), its completion
+ *    applied in a transaction of its own after this one — each step of a chain is persisted.
  *  - `create_inquiry`: a `core.ask` child execution, running at once, and its inquiry.
  *  - `cancel_task` / `pause_task` / `resume_task`: the child execution(s) of the run key — a
  *    sub-workflow is advanced in turn (recursively, in this transaction), an inquiry is withdrawn,
@@ -22,11 +25,17 @@
  * for a parent workflow) is gathered in `Effects`.
  */
 import { and, eq, inArray, notInArray, sql } from 'drizzle-orm';
+import { AppError } from '../../domain/errors.ts';
 import { validateAgainst } from '../../domain/json-schema.ts';
 import { TERMINAL_EXECUTION_STATUSES } from '../../domain/status.ts';
 import type { Cipher } from '../../security/crypto.ts';
 import type { Db, Store } from '../../store/database.ts';
-import { type ExecutionRow, transitionExecution } from '../../store/repositories/executions.ts';
+import { type InsertRow, insertRows } from '../../store/repositories/bulk.ts';
+import {
+  type ExecutionRow,
+  transitionExecution,
+  transitionExecutions,
+} from '../../store/repositories/executions.ts';
 import {
   actions,
   executionSecrets,
@@ -47,9 +56,15 @@ import {
   type WorkflowEvent,
   type WorkflowState,
 } from '../../workflow/state.ts';
+import { createEvent } from '../events/create-event.ts';
 import { describeIssues, MAX_TIMEOUT_SECONDS } from '../executions/request-execution.ts';
+import { metrics } from '../metrics/registry.ts';
+import type { RuleIndex } from '../rules-engine/rule-index.ts';
 import { schemaSecretNames, sealParameters } from '../runtime/execution-secrets.ts';
 import { TOPICS } from '../runtime/messages.ts';
+import type { ActionCache, ActionRow } from '../scheduler/action-cache.ts';
+import { EXECUTION_COMPLETED_TRIGGER, executionCompletedPayload } from '../scheduler/completion.ts';
+import { parseConcurrencyPolicy } from '../scheduler/policies.ts';
 import {
   completedMessage,
   type OutboxMessage,
@@ -63,6 +78,7 @@ import {
   asSnapshot,
   type DefinitionSnapshot,
   definitionOf,
+  knownDefinition,
   type OpenState,
   openState,
   redactSecrets,
@@ -78,6 +94,30 @@ export interface AdvanceEnv {
   log: RuntimeLogger;
   /** The clock the engine is given (milliseconds). */
   now: () => number;
+  /**
+   * Run tasks that need no worker here (see `runsInline`): given by the workflow host, whose queue
+   * takes the completions after the commit. Absent: every task goes through the scheduler and a worker.
+   */
+  inline?: InlineRunning | undefined;
+  /** Action definitions, cached a moment (the host's; cleared when definitions change). Default: read each time. */
+  actions?: ActionCache | undefined;
+}
+
+/** How tasks run in the transaction that starts them report, like the completion handler would. */
+export interface InlineRunning {
+  /** The process's rule index: `core.execution_completed` events are created when a rule uses them. */
+  rules?: RuleIndex | undefined;
+}
+
+/**
+ * Whether a task of `action` runs in the transaction that starts it, without a worker: the `noop`
+ * runner does nothing and cannot fail, so there is nothing for a worker to do. An action with a
+ * concurrency policy still goes through the scheduler (its slots are counted there).
+ */
+export function runsInline(action: Pick<ActionRow, 'runner' | 'enabled' | 'concurrencyPolicy'>): boolean {
+  return (
+    action.runner === 'noop' && action.enabled && parseConcurrencyPolicy(action.concurrencyPolicy) === null
+  );
 }
 
 /** What a transaction leaves to do once it has committed. */
@@ -90,6 +130,8 @@ export class Effects {
   outbox = false;
   /** Events for other workflow runs (a sub-workflow paused or resumed tells its parent). */
   readonly followUps: { workflowId: number; event: WorkflowEvent }[] = [];
+  /** The earliest workflow timer scheduled (epoch ms): the host fires it on time rather than at its next poll. */
+  nextTimer: number | undefined;
 
   note(...rows: (ExecutionRow | null | undefined)[]): void {
     for (const r of rows) if (r) this.changed.set(r.id, r);
@@ -176,16 +218,35 @@ export async function advance(
   events: readonly WorkflowEvent[],
   opts: AdvanceOptions = {},
 ): Promise<AdvanceResult> {
-  const [run] = await tx
-    .select()
+  // The run, locked, with its workflow execution: one statement (an advance is a few statements,
+  // each of which counts on a chain of short tasks).
+  // The definition is read only the first time: a snapshot never changes.
+  const [found] = await tx
+    .select({
+      run: {
+        executionId: workflowRuns.executionId,
+        state: workflowRuns.state,
+        version: workflowRuns.version,
+        createdAt: workflowRuns.createdAt,
+      },
+      wf: executions,
+    })
     .from(workflowRuns)
+    .innerJoin(executions, eq(executions.id, workflowRuns.executionId))
     .where(eq(workflowRuns.executionId, workflowId))
-    .for('update');
-  if (!run) return { found: false, outcomes: [] };
-  const [wf] = await tx.select().from(executions).where(eq(executions.id, workflowId));
-  if (!wf) return { found: false, outcomes: [] };
-  const snapshot = asSnapshot(run.definition);
-  const def = definitionOf(run, snapshot);
+    .for('update', { of: workflowRuns });
+  if (!found) return { found: false, outcomes: [] };
+  const { run, wf } = found;
+  let known = knownDefinition(run);
+  if (!known) {
+    const [d] = await tx
+      .select({ definition: workflowRuns.definition })
+      .from(workflowRuns)
+      .where(eq(workflowRuns.executionId, workflowId));
+    const snapshot = asSnapshot(d!.definition);
+    known = { snapshot, def: definitionOf(run, snapshot) };
+  }
+  const { snapshot, def } = known;
   const ctx = new RunContext(
     tx,
     env,
@@ -369,18 +430,22 @@ export class RunContext {
         'workflow task run already started; not starting it again',
       );
     const refs = [...new Set([...starts.map((c) => c.action), ...asks.map((c) => c.action)])];
-    const acts = new Map(
-      (await tx.select().from(actions).where(inArray(actions.ref, refs))).map((a) => [a.ref, a] as const),
-    );
+    const acts = this.env.actions
+      ? await this.env.actions.getMany(refs, tx)
+      : new Map(
+          (await tx.select().from(actions).where(inArray(actions.ref, refs))).map((a) => [a.ref, a] as const),
+        );
     const rootId = this.wf.rootId ?? this.wf.id;
     const nowDate = new Date(this.now());
 
     interface Pending {
       cmd: StartCmd | AskCmd;
-      values: typeof executions.$inferInsert;
+      values: InsertRow<typeof executions>;
       ciphertext: string | null;
       input: unknown;
       inquiry?: typeof inquiries.$inferInsert;
+      /** Run here (see `runsInline`): created `running`, finished before the commit. */
+      inline?: boolean;
     }
     const pending: Pending[] = [];
     for (const cmd of [...starts, ...asks]) {
@@ -424,7 +489,7 @@ export class RunContext {
       const context: Record<string, unknown> = { workflow_run_key: cmd.runKey, workflow_task: cmd.task };
       if (cmd.itemIndex !== undefined) context.item_index = cmd.itemIndex;
       if (cmd.attempt > 1) context.workflow_attempt = cmd.attempt;
-      const values: typeof executions.$inferInsert = {
+      const values: InsertRow<typeof executions> = {
         actionRef: action.ref,
         runner: action.runner,
         parameters: sealed.parameters,
@@ -444,6 +509,12 @@ export class RunContext {
       if (cmd.type === 'start_task') {
         if (cmd.timeoutSeconds !== undefined)
           values.timeoutSeconds = Math.max(1, Math.min(MAX_TIMEOUT_SECONDS, Math.ceil(cmd.timeoutSeconds)));
+        if (this.env.inline && runsInline(action)) {
+          values.status = 'running';
+          values.scheduledAt = sql`now()`;
+          values.startedAt = sql`now()`;
+          p.inline = true;
+        }
       } else {
         const fields = inquiryFields(parameters);
         values.status = 'running';
@@ -468,10 +539,12 @@ export class RunContext {
     }
     if (!pending.length) return;
 
-    const created = await tx
-      .insert(executions)
-      .values(pending.map((p) => p.values))
-      .returning();
+    const created = await insertRows(
+      tx,
+      executions,
+      pending.map((p) => p.values),
+      { returning: 'all' },
+    );
     const byKey = new Map(created.map((r) => [r.context.workflow_run_key as string, r] as const));
     const secretsRows: (typeof executionSecrets.$inferInsert)[] = [];
     const inquiryRows: (typeof inquiries.$inferInsert)[] = [];
@@ -482,7 +555,8 @@ export class RunContext {
       if (!row) throw new Error(`child execution of run '${p.cmd.runKey}' was not stored`);
       if (p.ciphertext !== null) secretsRows.push({ executionId: row.id, ciphertext: p.ciphertext });
       if (p.inquiry) inquiryRows.push({ ...p.inquiry, executionId: row.id });
-      else messages.push({ topic: TOPICS.executionRequested, payload: { execution_id: row.id } });
+      else if (!p.inline)
+        messages.push({ topic: TOPICS.executionRequested, payload: { execution_id: row.id } });
       taskRows.push({
         workflowExecutionId: this.wf.id,
         taskName: p.cmd.task,
@@ -502,7 +576,55 @@ export class RunContext {
       await writeOutboxMany(tx, messages);
       this.fx.outbox = true;
     }
-    await tx.insert(workflowTaskRuns).values(taskRows).onConflictDoNothing();
+    await insertRows(tx, workflowTaskRuns, taskRows, { onConflictDoNothing: [] });
+    const inline = pending.filter((p) => p.inline).map((p) => byKey.get(p.cmd.runKey)!);
+    if (inline.length) await this.finishInline(inline);
+  }
+
+  /**
+   * The end of tasks run here: `running → succeeded` (a guarded transition, like a worker's), with the
+   * follow-up of the completion handler done at once — `completion_handled_at`, the
+   * `core.execution_completed` event when a rule uses it — and the completion queued for this
+   * workflow, applied in a transaction of its own after this one commits (as a worker's would be).
+   */
+  private async finishInline(started: ExecutionRow[]): Promise<void> {
+    const done = await transitionExecutions(
+      this.tx,
+      started.map((r) => r.id),
+      ['running'],
+      'succeeded',
+      { result: null, error: null, completionHandledAt: sql`now()` },
+    );
+    const rules = this.env.inline?.rules;
+    const emit = rules ? await rules.hasRules(EXECUTION_COMPLETED_TRIGGER, this.tx) : false;
+    const now = this.now();
+    for (const row of done) {
+      this.fx.note(row);
+      const runKey = runKeyOfChild(row);
+      if (runKey)
+        this.fx.followUps.push({
+          workflowId: this.wf.id,
+          event: { type: 'task_completed', runKey, status: 'succeeded', result: null, now },
+        });
+      if (emit) {
+        try {
+          await createEvent(this.tx, {
+            triggerRef: EXECUTION_COMPLETED_TRIGGER,
+            payload: executionCompletedPayload(row),
+            source: 'internal',
+          });
+          this.fx.outbox = true;
+        } catch (e) {
+          if (!(e instanceof AppError)) throw e;
+          this.env.log.warn(
+            { execution_id: row.id, err: e.message },
+            'core.execution_completed event not created',
+          );
+        }
+      }
+    }
+    metrics.executionsStarted(done);
+    metrics.executionsFinished(done);
   }
 
   /** The non-terminal child executions of this workflow, by run key (loaded once per need). */
@@ -634,7 +756,11 @@ export class RunContext {
     for (const [key, op] of this.timers) {
       if (op === 'cancel') cancels.push(key);
       else if (op === 'fired') fired.push(key);
-      else upserts.push({ workflowExecutionId: wfId, key, dueAt: op.due, fired: false });
+      else {
+        upserts.push({ workflowExecutionId: wfId, key, dueAt: op.due, fired: false });
+        const due = op.due.getTime();
+        if (this.fx.nextTimer === undefined || due < this.fx.nextTimer) this.fx.nextTimer = due;
+      }
     }
     if (upserts.length)
       await tx
@@ -708,22 +834,15 @@ export class RunContext {
         finishedAt: isFinalRun(slot.status) ? toDate(slot.finishedAt) : null,
       });
     }
-    for (let i = 0; i < rows.length; i += 500) {
-      await this.tx
-        .insert(workflowTaskRuns)
-        .values(rows.slice(i, i + 500))
-        .onConflictDoUpdate({
-          target: [workflowTaskRuns.workflowExecutionId, workflowTaskRuns.runKey],
-          set: {
-            status: sql`excluded.status`,
-            attempt: sql`excluded.attempt`,
-            input: sql`coalesce(excluded.input, ${workflowTaskRuns.input})`,
-            result: sql`excluded.result`,
-            startedAt: sql`coalesce(excluded.started_at, ${workflowTaskRuns.startedAt})`,
-            finishedAt: sql`excluded.finished_at`,
-          },
-        });
-    }
+    await insertRows(this.tx, workflowTaskRuns, rows, {
+      onConflictDoUpdate: {
+        target: [workflowTaskRuns.workflowExecutionId, workflowTaskRuns.runKey],
+        set: sql`status = excluded.status, attempt = excluded.attempt,
+                 input = coalesce(excluded.input, ${workflowTaskRuns.input}), result = excluded.result,
+                 started_at = coalesce(excluded.started_at, ${workflowTaskRuns.startedAt}),
+                 finished_at = excluded.finished_at`,
+      },
+    });
     // Runs that ended while their slot moved on to another attempt keep how they ended.
     for (const [runKey, e] of this.ended) {
       if (current.has(runKey)) continue;

@@ -7,8 +7,11 @@
  *    `task_completed` event for its parent, queued. The queue advances each workflow run in its own
  *    transaction, one at a time per run, with every event waiting for it at once (a fan-out's
  *    completions are applied in few steps). A duplicate completion is ignored by the engine.
- *  - A poller (every `pollIntervalMs`, under a lease when several hosts share a database) fires the
- *    due workflow timers (delays, retry back-offs, task timeouts) and times out inquiries.
+ *  - Tasks of `noop` actions run in the transaction that starts them (see `runsInline` in
+ *    advance.ts); their completions come back through the queue, like a worker's.
+ *  - A workflow timer this host schedules is fired on time by a timer of its own; a poller (every
+ *    `pollIntervalMs`, under a lease when several hosts share a database) fires the others (delays,
+ *    retry back-offs, task timeouts scheduled elsewhere or missed) and times out inquiries.
  *  - Recovery (at start and every `recoveryIntervalMs`): a completion that never reached its
  *    workflow (the process died between the follow-up and the advance) is delivered again; a
  *    workflow canceled from outside is canceled in its engine; a sub-workflow that paused (or
@@ -28,7 +31,9 @@ import type { ExecutionRow } from '../../store/repositories/executions.ts';
 import { acquireLease, releaseLease } from '../../store/repositories/leases.ts';
 import { executions, workflowTimers } from '../../store/schema.ts';
 import type { WorkflowEvent } from '../../workflow/state.ts';
+import type { RuleIndex } from '../rules-engine/rule-index.ts';
 import { TOPICS } from '../runtime/messages.ts';
+import { ActionCache } from '../scheduler/action-cache.ts';
 import type { CompletionHooks } from '../scheduler/completion.ts';
 import { executionIdOf, type RuntimeLogger, silentLogger } from '../scheduler/runtime.ts';
 import type { SchedulerHooks } from '../scheduler/scheduler.ts';
@@ -74,6 +79,13 @@ export interface WorkflowHostOptions {
   leaseSeconds?: number;
   /** The engine's clock. Default `Date.now`. */
   now?: () => number;
+  /**
+   * Tasks whose action needs no worker (`noop`) run in the transaction that starts them, their
+   * completion queued here like a worker's. Default true.
+   */
+  inlineTasks?: boolean;
+  /** The process's rule index: tasks run inline create `core.execution_completed` events when a rule uses them. */
+  ruleIndex?: RuleIndex | undefined;
 }
 
 interface Waiter {
@@ -106,7 +118,12 @@ export class WorkflowHost {
   private readonly firing = new Set<string>();
   private idle: (() => void)[] = [];
   private sub: Subscription | undefined;
+  private definitionsSub: Subscription | undefined;
+  /** Actions of the tasks it starts, cached a moment like the scheduler's (cleared when definitions change). */
+  private readonly actions: ActionCache;
   private timer: NodeJS.Timeout | undefined;
+  /** A timer armed for the earliest workflow timer this process scheduled. */
+  private precise: { at: number; timer: NodeJS.Timeout } | undefined;
   private polling: Promise<void> | undefined;
   private lastRecovery = 0;
   private running = false;
@@ -115,6 +132,7 @@ export class WorkflowHost {
 
   constructor(private readonly opts: WorkflowHostOptions) {
     this.log = opts.log ?? silentLogger;
+    this.actions = new ActionCache(() => opts.store.db);
     this.deps = {
       store: opts.store,
       cipher: opts.cipher,
@@ -125,6 +143,9 @@ export class WorkflowHost {
       followUp: (id, event) => {
         this.enqueue(id, [event]).catch(() => {});
       },
+      inline: opts.inlineTasks === false ? undefined : { rules: opts.ruleIndex },
+      actions: this.actions,
+      onTimer: (due) => this.fireAt(due),
     };
     this.concurrency = opts.concurrency ?? (opts.store.kind === 'pglite' ? 1 : 4);
     this.pollMs = opts.pollIntervalMs ?? 250;
@@ -152,6 +173,9 @@ export class WorkflowHost {
     if (this.running) return;
     this.running = true;
     this.sub = await this.opts.bus.subscribe([TOPICS.executionCancel], (m) => this.onCancel(m));
+    this.definitionsSub = await this.opts.bus.subscribe([TOPICS.definitionsChanged], async () =>
+      this.actions.clear(),
+    );
     this.arm(0);
   }
 
@@ -162,7 +186,10 @@ export class WorkflowHost {
     this.running = false;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
+    if (this.precise) clearTimeout(this.precise.timer);
+    this.precise = undefined;
     await this.sub?.close();
+    await this.definitionsSub?.close();
     await this.polling;
     for (const [, q] of this.queue) for (const w of q.waiters) w.resolve();
     this.queue.clear();
@@ -293,6 +320,25 @@ export class WorkflowHost {
   }
 
   // ───────────────────────────── polling ─────────────────────────────
+
+  /**
+   * Fires the timers due at `at` (epoch ms, engine clock) on time: a task timeout or a delay must
+   * not wait for the next poll (which stays, for timers scheduled elsewhere or missed).
+   */
+  private fireAt(at: number): void {
+    if (!this.running || (this.precise && this.precise.at <= at)) return;
+    if (this.precise) clearTimeout(this.precise.timer);
+    const timer = setTimeout(
+      () => {
+        if (this.precise?.timer === timer) this.precise = undefined;
+        this.fireTimers().catch((e: unknown) =>
+          this.log.warn({ err: (e as Error).message }, 'workflow timers not fired; the poll will'),
+        );
+      },
+      Math.max(0, at - this.now()) + 1,
+    );
+    this.precise = { at, timer };
+  }
 
   private arm(ms: number): void {
     if (!this.running) return;

@@ -24,6 +24,7 @@ import type { WorkflowEvent, WorkflowStatus } from '../../workflow/state.ts';
 import { rerunExecution } from '../executions/rerun-execution.ts';
 import { openParameters } from '../runtime/execution-secrets.ts';
 import { TOPICS } from '../runtime/messages.ts';
+import type { ActionCache } from '../scheduler/action-cache.ts';
 import { cancelExecution } from '../scheduler/cancel.ts';
 import {
   completedMessage,
@@ -32,7 +33,15 @@ import {
   silentLogger,
   writeOutboxMany,
 } from '../scheduler/runtime.ts';
-import { type AdvanceEnv, type AdvanceResult, advance, Effects, isRetryable, RunContext } from './advance.ts';
+import {
+  type AdvanceEnv,
+  type AdvanceResult,
+  advance,
+  Effects,
+  type InlineRunning,
+  isRetryable,
+  RunContext,
+} from './advance.ts';
 import { loadEnvironment } from './environment.ts';
 import {
   asSnapshot,
@@ -58,13 +67,27 @@ export interface WorkflowDeps {
    * applied right away, each in its own transaction.
    */
   followUp?: ((workflowId: number, event: WorkflowEvent) => void) | undefined;
+  /** Tasks that need no worker run in the transaction that starts them (the host sets it, with `followUp`). */
+  inline?: InlineRunning | undefined;
+  /** Action definitions cached a moment (the host's). */
+  actions?: ActionCache | undefined;
+  /** Told of the earliest workflow timer a transaction scheduled (epoch ms), after its commit. */
+  onTimer?: ((dueMs: number) => void) | undefined;
 }
 
 const MAX_TX_ATTEMPTS = 6;
 const MAX_FOLLOW_UP_DEPTH = 16;
 
 export function envOf(deps: WorkflowDeps): AdvanceEnv {
-  return { store: deps.store, cipher: deps.cipher, log: deps.log ?? silentLogger, now: deps.now ?? Date.now };
+  return {
+    store: deps.store,
+    cipher: deps.cipher,
+    log: deps.log ?? silentLogger,
+    now: deps.now ?? Date.now,
+    // Completions of tasks run inline are followed up through the queue only (see flushEffects).
+    inline: deps.followUp ? deps.inline : undefined,
+    actions: deps.actions,
+  };
 }
 
 /**
@@ -93,6 +116,7 @@ export async function runInTx<T>(
 export async function flushEffects(deps: WorkflowDeps, fx: Effects, depth = 0): Promise<void> {
   const log = deps.log ?? silentLogger;
   if (fx.outbox) deps.kickOutbox?.();
+  if (fx.nextTimer !== undefined) deps.onTimer?.(fx.nextTimer);
   if (deps.bus) {
     notifyStatuses(deps.bus, [...fx.changed.values()], log);
     for (const id of fx.cancels)

@@ -75,19 +75,43 @@ export function parseSnapshot(snapshot: DefinitionSnapshot): WorkflowDefinition 
   return r.definition;
 }
 
+/** Snapshots by run, beside their parsed definitions (same keys). */
+const snapshots = new Map<string, DefinitionSnapshot>();
+
+const runKey = (run: { executionId: number; createdAt: Date }): string =>
+  `${run.executionId}@${run.createdAt.getTime()}`;
+
 /** The parsed definition of a stored run (cached). */
 export function definitionOf(
   run: { executionId: number; createdAt: Date },
   snapshot: DefinitionSnapshot,
 ): WorkflowDefinition {
-  const key = `${run.executionId}@${run.createdAt.getTime()}`;
+  const key = runKey(run);
   let def = parsed.get(key);
   if (!def) {
     def = parseSnapshot(snapshot);
-    if (parsed.size >= PARSED_MAX) parsed.clear();
+    if (parsed.size >= PARSED_MAX) {
+      parsed.clear();
+      snapshots.clear();
+    }
     parsed.set(key, def);
+    snapshots.set(key, snapshot);
   }
   return def;
+}
+
+/**
+ * The snapshot and parsed definition of a run seen before in this process, if any: an advance then
+ * need not read the definition again (a snapshot never changes).
+ */
+export function knownDefinition(run: {
+  executionId: number;
+  createdAt: Date;
+}): { snapshot: DefinitionSnapshot; def: WorkflowDefinition } | undefined {
+  const key = runKey(run);
+  const def = parsed.get(key);
+  const snapshot = snapshots.get(key);
+  return def && snapshot ? { snapshot, def } : undefined;
 }
 
 export function asSnapshot(doc: Record<string, unknown>): DefinitionSnapshot {
