@@ -4,11 +4,11 @@
  * after a grace period) on timeout or cancel. When the main process exits, whatever it left running
  * in its group is stopped the same way: an action's processes do not outlive it.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import type { ResolvedRunnerConfig } from './config.ts';
 import { elapsedSince, failure } from './outcome.ts';
 import { StreamCapture } from './output.ts';
+import { type ChildLike, startProcess } from './process-host.ts';
 import type { RunError, RunOutcome, RunRequest } from './runner.ts';
 import { timeoutMsOf } from './timing.ts';
 
@@ -95,14 +95,12 @@ export function runProcess(
   started: number,
 ): Promise<RunOutcome> {
   const stdin = `${JSON.stringify(req.parameters)}\n`;
-  let child: ChildProcess;
+  let child: ChildLike;
   try {
-    child = spawn(spec.command, spec.args, {
-      cwd: spec.cwd,
-      env: spec.env,
-      detached: true,
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
+    child = startProcess(
+      { command: spec.command, args: spec.args, cwd: spec.cwd, env: spec.env, stdin },
+      cfg.processHost,
+    );
   } catch (e) {
     return Promise.resolve(
       failure(started, 'failed', {
@@ -115,7 +113,9 @@ export function runProcess(
   const err = new StreamCapture('stderr', req.limits.maxOutputBytes, req.onOutput);
 
   return new Promise<RunOutcome>((resolve) => {
-    const pgid = child.pid;
+    // The process group: known once the process started (at once when started directly).
+    let pgid = child.pid;
+    let stopPending = false;
     let stopReason: 'timeout' | 'canceled' | undefined;
     let exited = false;
     let exitCode: number | null = null;
@@ -139,10 +139,15 @@ export function runProcess(
 
     /** SIGTERM to the group now, SIGKILL to whatever is left after the grace period. */
     const stopGroup = (): void => {
-      if (pgid === undefined || killTimer !== undefined) return;
-      signalGroup(pgid, 'SIGTERM');
+      if (pgid === undefined) {
+        stopPending = true; // not started yet: stopped as soon as it is
+        return;
+      }
+      if (killTimer !== undefined) return;
+      const group = pgid;
+      signalGroup(group, 'SIGTERM');
       killTimer = setTimeout(() => {
-        if (groupAlive(pgid)) signalGroup(pgid, 'SIGKILL');
+        if (groupAlive(group)) signalGroup(group, 'SIGKILL');
       }, cfg.killGraceMs);
     };
 
@@ -192,9 +197,13 @@ export function runProcess(
       stopGroup();
     };
 
+    child.on('spawn', () => {
+      pgid = child.pid;
+      if (stopPending) stopGroup();
+    });
     child.on('error', (e: NodeJS.ErrnoException) => {
       // Start-up failures (ENOENT, EACCES…): the process never ran and has no pid.
-      if (pgid !== undefined) return;
+      if (child.pid !== undefined) return;
       finish(
         failure(started, 'failed', {
           type: 'spawn_error',
@@ -207,33 +216,31 @@ export function runProcess(
       openStreams -= 1;
       settle();
     };
-    child.stdout!.on('data', (b: Buffer) => out.push(b));
-    child.stderr!.on('data', (b: Buffer) => err.push(b));
-    child.stdout!.on('close', onStreamClose);
-    child.stderr!.on('close', onStreamClose);
-    // EPIPE when the process exits without reading its input: not an error of the action.
-    child.stdin!.on('error', () => {});
-    child.stdin!.end(stdin);
+    child.stdout.on('data', (b: Buffer) => out.push(b));
+    child.stderr.on('data', (b: Buffer) => err.push(b));
+    child.stdout.on('close', onStreamClose);
+    child.stderr.on('close', onStreamClose);
 
     child.on('exit', (code, signal) => {
       exited = true;
       exitCode = code;
       exitSignal = signal;
-      if (pgid === undefined) return;
-      const leftovers = groupAlive(pgid);
+      const group = pgid ?? child.pid;
+      if (group === undefined) return;
+      const leftovers = groupAlive(group);
       // Something the process started is still around: stop the rest of the group.
       if (leftovers) stopGroup();
       if (openStreams > 0 || leftovers) {
         // Do not wait forever for pipes held by a process that left the group.
         lingerTimer = setInterval(() => {
-          if (groupAlive(pgid)) {
+          if (groupAlive(group)) {
             groupGoneAt = undefined;
             return;
           }
           groupGoneAt ??= Date.now();
           if (Date.now() - groupGoneAt >= LINGER_MS) {
-            child.stdout!.destroy();
-            child.stderr!.destroy();
+            child.stdout.destroy();
+            child.stderr.destroy();
           }
         }, LINGER_POLL_MS);
       }
