@@ -2,7 +2,7 @@
  * Events in, rules matched, executions requested — over real HTTP, the real outbox relay, bus and
  * rules engine of the platform, on both backends. No webhooks: events are posted to the API.
  */
-import { and, count, eq, inArray } from 'drizzle-orm';
+import { and, count, eq, inArray, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashPassword } from '../../src/services/api/auth.ts';
 import { TOPICS } from '../../src/services/runtime/messages.ts';
@@ -178,6 +178,60 @@ describeBackend('events and rules: POST /events → enforcement → execution(re
 
       const after = (await db().select({ n: count() }).from(events))[0]!.n;
       expect(after).toBe(before);
+    });
+
+    it('single events posted together share a transaction, and each gets its own answer', async () => {
+      const before = (await db().select({ n: count() }).from(events))[0]!.n;
+      const bodies = Array.from({ length: 60 }, (_, i) =>
+        i % 10 === 3
+          ? { trigger: 'ev.nope', payload: { i } }
+          : i % 10 === 7
+            ? { trigger: 'ev.alert', payload: { severity: 'meh', i } }
+            : { trigger: 'ev.free', payload: { i } },
+      );
+      // Requests arrive one by one on an idle server; hold inserts back for a moment so that they pile
+      // up, as they do under load.
+      let release!: () => void;
+      const held = new Promise<void>((r) => {
+        release = r;
+      });
+      const hold = s.platform.store.transaction(async (tx) => {
+        await tx.execute(sql`lock table ${events} in share row exclusive mode`);
+        await held;
+      });
+      const posted = Promise.all(bodies.map((b) => req('POST', '/api/v1/events', b)));
+      await sleep(500);
+      release();
+      await hold;
+      const answers = await posted;
+      const ids: number[] = [];
+      answers.forEach((r, i) => {
+        if (i % 10 === 3)
+          expect(r.body.error).toMatchObject({ code: 'NOT_FOUND', details: { trigger_ref: 'ev.nope' } });
+        else if (i % 10 === 7)
+          expect(r.body.error).toMatchObject({ code: 'VALIDATION_ERROR', details: { field: 'payload' } });
+        else {
+          expect(r.status, JSON.stringify(r.body)).toBe(201);
+          expect(r.body.data.payload).toEqual({ i });
+          ids.push(r.body.data.id);
+        }
+      });
+      expect(answers.filter((r) => r.status === 404)).toHaveLength(6);
+      expect(answers.filter((r) => r.status === 400)).toHaveLength(6);
+      expect(new Set(ids).size).toBe(48);
+      // exactly the good ones were stored, each once
+      const after = (await db().select({ n: count() }).from(events))[0]!.n;
+      expect(after - before).toBe(48);
+      // …and fewer transactions than events stored them (xmin: the transaction that inserted a row)
+      const txs = await db().execute<{ n: string | number }>(
+        sql`select count(distinct xmin::text) as n from ${events} where id = any(${sql.param(ids)}::bigint[])`,
+      );
+      const rows = (
+        Array.isArray(txs) ? txs : (txs as unknown as { rows: { n: string | number }[] }).rows
+      ) as {
+        n: string | number;
+      }[];
+      expect(Number(rows[0]!.n)).toBeLessThan(48);
     });
 
     it('refuses malformed bodies with a clear 400', async () => {

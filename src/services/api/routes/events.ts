@@ -11,6 +11,7 @@ import { validateAgainst } from '../../../domain/json-schema.ts';
 import type { Db } from '../../../store/database.ts';
 import { events, triggers } from '../../../store/schema.ts';
 import { createEvents, MAX_EVENTS_PER_CALL } from '../../events/create-event.ts';
+import { EventIntake } from '../../events/intake.ts';
 import {
   Data,
   IdParams,
@@ -124,6 +125,9 @@ const err = { $ref: 'ErrorBody#' };
 
 export function registerEventRoutes(app: ApiApp): void {
   const db = () => app.ctx.store.db;
+  // Single events posted at about the same time share a transaction (services/events/intake.ts).
+  const intake = new EventIntake(app.ctx.store, { committed: () => app.ctx.outbox?.kick() });
+  app.addHook('onClose', async () => intake.close());
 
   app.get(
     '/api/v1/events',
@@ -204,19 +208,18 @@ export function registerEventRoutes(app: ApiApp): void {
         : b.events!;
       await checkTriggerParams(app.ctx.store.db, items, !single);
       const login = req.principal?.login ?? null;
-      const rows = await app.ctx.store.transaction((tx) =>
-        createEvents(
-          tx,
-          items.map((e) => ({
-            triggerRef: e.trigger,
-            payload: (e.payload === undefined ? {} : e.payload) as JsonValue,
-            triggerParams: (e.trigger_params ?? {}) as Record<string, JsonValue>,
-            source: 'api',
-            createdBy: login,
-          })),
-        ),
-      );
-      app.ctx.outbox?.kick();
+      const inputs = items.map((e) => ({
+        triggerRef: e.trigger,
+        payload: (e.payload === undefined ? {} : e.payload) as JsonValue,
+        triggerParams: (e.trigger_params ?? {}) as Record<string, JsonValue>,
+        source: 'api',
+        createdBy: login,
+      }));
+      // A single event joins the others arriving now (group commit); a bulk call is its own transaction.
+      const rows = single
+        ? [await intake.add(inputs[0]!)]
+        : await app.ctx.store.transaction((tx) => createEvents(tx, inputs));
+      if (!single) app.ctx.outbox?.kick();
       const data = rows.map(eventToApi);
       return reply.code(201).send({ data: single ? data[0]! : data });
     },
