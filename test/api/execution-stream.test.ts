@@ -570,7 +570,12 @@ describeBackend('execution output and live streams', () => {
       expect(denied.status).toBe(403);
       const deniedGlobal = await open(`/api/v1/executions/stream?access_token=${outsider}`, {});
       expect(deniedGlobal.status).toBe(403);
-      const entries = await db().select().from(auditLog).where(eq(auditLog.actor, 'sse-outsider'));
+      // Denials are audited after the response has gone (the write does not hold the request up).
+      let entries = await db().select().from(auditLog).where(eq(auditLog.actor, 'sse-outsider'));
+      for (let i = 0; i < 100 && entries.length < 2; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        entries = await db().select().from(auditLog).where(eq(auditLog.actor, 'sse-outsider'));
+      }
       expect(entries.length).toBeGreaterThanOrEqual(2);
       expect(JSON.stringify(entries)).not.toContain(outsider);
       expect(JSON.stringify(entries)).toContain('[redacted]');
