@@ -214,7 +214,7 @@ function summarise(s: Scenario, backend: Backend | 'pure', records: RunRecord[])
     errors: records.filter((r) => r.error).map((r) => r.error!),
     metrics: first.map((m) => {
       const runs = ok.map((r) => r.metrics!.find((x) => x.key === m.key)?.value ?? Number.NaN);
-      const value = median(runs);
+      const value = round(median(runs), 3);
       const out = { ...m, value, runs, min: Math.min(...runs), max: Math.max(...runs) };
       const met = meets(out);
       return met === undefined ? out : { ...out, met };

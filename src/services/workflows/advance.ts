@@ -52,6 +52,7 @@ import {
   parseRunKey,
   runKeyOf,
   type StepResult,
+  TERMINAL_WORKFLOW_STATUSES,
   type WorkflowCommand,
   type WorkflowEvent,
   type WorkflowState,
@@ -101,6 +102,39 @@ export interface AdvanceEnv {
   inline?: InlineRunning | undefined;
   /** Action definitions, cached a moment (the host's; cleared when definitions change). Default: read each time. */
   actions?: ActionCache | undefined;
+  /** States of runs this process advanced last (the host's). Default: every advance reads the state. */
+  states?: StateCache | undefined;
+}
+
+/**
+ * The opened states of the runs this process advanced last, each with the `version` it was stored
+ * at. An advance reads the run's version under its lock and takes the cached state when the
+ * versions agree, instead of reading and parsing the whole document (it grows with a fan-out's item
+ * slots). An entry is taken out while an advance works on it (the engine changes the state in
+ * place) and put back only once that advance has committed (`Effects.state`); anything else — a
+ * failed transaction, another process's advance — makes the next advance read the database.
+ */
+export class StateCache {
+  readonly #entries = new Map<number, { version: number; open: OpenState }>();
+  constructor(private readonly max = 500) {}
+
+  /** The state of run `id` stored at `version`, taken out of the cache; undefined when not there. */
+  take(id: number, version: number): OpenState | undefined {
+    const e = this.#entries.get(id);
+    if (!e) return undefined;
+    this.#entries.delete(id);
+    return e.version === version ? e.open : undefined;
+  }
+
+  put(id: number, version: number, open: OpenState): void {
+    this.#entries.delete(id);
+    this.#entries.set(id, { version, open });
+    if (this.#entries.size > this.max) this.#entries.delete(this.#entries.keys().next().value as number);
+  }
+
+  get size(): number {
+    return this.#entries.size;
+  }
 }
 
 /** How tasks run in the transaction that starts them report, like the completion handler would. */
@@ -132,6 +166,8 @@ export class Effects {
   readonly followUps: { workflowId: number; event: WorkflowEvent }[] = [];
   /** The earliest workflow timer scheduled (epoch ms): the host fires it on time rather than at its next poll. */
   nextTimer: number | undefined;
+  /** A run's state as this transaction stored it: cached once it has committed (see `StateCache`). */
+  state: { id: number; version: number; open: OpenState } | undefined;
 
   note(...rows: (ExecutionRow | null | undefined)[]): void {
     for (const r of rows) if (r) this.changed.set(r.id, r);
@@ -225,7 +261,6 @@ export async function advance(
     .select({
       run: {
         executionId: workflowRuns.executionId,
-        state: workflowRuns.state,
         version: workflowRuns.version,
         createdAt: workflowRuns.createdAt,
       },
@@ -247,6 +282,15 @@ export async function advance(
     known = { snapshot, def: definitionOf(run, snapshot) };
   }
   const { snapshot, def } = known;
+  // The state: this process's own copy when it is the one stored, else the stored document.
+  let open = env.states?.take(workflowId, run.version);
+  if (!open) {
+    const [d] = await tx
+      .select({ state: workflowRuns.state })
+      .from(workflowRuns)
+      .where(eq(workflowRuns.executionId, workflowId));
+    open = openState(env.cipher, d!.state);
+  }
   const ctx = new RunContext(
     tx,
     env,
@@ -254,14 +298,17 @@ export async function advance(
     wf,
     def,
     snapshot,
-    openState(env.cipher, run.state),
+    open,
     opts,
     await loadEnvironment(tx, env.store, env.cipher, def, snapshot.pack_ref),
   );
   const outcomes: EventOutcome[] = [];
   for (const ev of events) outcomes.push(await ctx.apply(ev));
-  if (ctx.applied) await ctx.persist({ version: run.version });
-  else await ctx.persistTimers(); // stale timers fired without effect are used up all the same
+  if (ctx.applied) {
+    await ctx.persist({ version: run.version });
+    if (env.states && !TERMINAL_WORKFLOW_STATUSES.includes(ctx.open.state.status))
+      fx.state = { id: workflowId, version: run.version + 1, open: ctx.open };
+  } else await ctx.persistTimers(); // stale timers fired without effect are used up all the same
   return { found: true, outcomes, execution: ctx.wf, state: ctx.open.state };
 }
 

@@ -37,7 +37,7 @@ import { ActionCache } from '../scheduler/action-cache.ts';
 import type { CompletionHooks } from '../scheduler/completion.ts';
 import { executionIdOf, type RuntimeLogger, silentLogger } from '../scheduler/runtime.ts';
 import type { SchedulerHooks } from '../scheduler/scheduler.ts';
-import { type AdvanceResult, advance, childOutcome, runKeyOfChild } from './advance.ts';
+import { type AdvanceResult, advance, childOutcome, runKeyOfChild, StateCache } from './advance.ts';
 import {
   openInquiry,
   type Responder,
@@ -146,6 +146,7 @@ export class WorkflowHost {
       inline: opts.inlineTasks === false ? undefined : { rules: opts.ruleIndex },
       actions: this.actions,
       onTimer: (due) => this.fireAt(due),
+      states: new StateCache(),
     };
     this.concurrency = opts.concurrency ?? (opts.store.kind === 'pglite' ? 1 : 4);
     this.pollMs = opts.pollIntervalMs ?? 250;

@@ -41,6 +41,7 @@ import {
   type InlineRunning,
   isRetryable,
   RunContext,
+  type StateCache,
 } from './advance.ts';
 import { loadEnvironment } from './environment.ts';
 import {
@@ -73,6 +74,8 @@ export interface WorkflowDeps {
   actions?: ActionCache | undefined;
   /** Told of the earliest workflow timer a transaction scheduled (epoch ms), after its commit. */
   onTimer?: ((dueMs: number) => void) | undefined;
+  /** States of the runs this process advanced last (the host's; see `StateCache`). */
+  states?: StateCache | undefined;
 }
 
 const MAX_TX_ATTEMPTS = 6;
@@ -87,6 +90,7 @@ export function envOf(deps: WorkflowDeps): AdvanceEnv {
     // Completions of tasks run inline are followed up through the queue only (see flushEffects).
     inline: deps.followUp ? deps.inline : undefined,
     actions: deps.actions,
+    states: deps.states,
   };
 }
 
@@ -103,6 +107,7 @@ export async function runInTx<T>(
     const fx = new Effects();
     try {
       const out = await deps.store.transaction((tx) => fn(tx, fx));
+      if (fx.state) deps.states?.put(fx.state.id, fx.state.version, fx.state.open);
       await flushEffects(deps, fx, depth);
       return out;
     } catch (e) {

@@ -1,0 +1,1 @@
+ALTER TABLE "workflow_runs" ALTER COLUMN "state" SET DATA TYPE json;
