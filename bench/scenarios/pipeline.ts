@@ -124,6 +124,7 @@ export function pipelineScenarios(o: PipelineOptions): Scenario[] {
         await sleep(200);
         const n = Math.round(o.latencyRate * o.latencySeconds);
         // The client runs in a thread of its own, as an outside client would.
+        const elu0 = performance.eventLoopUtilization();
         const sent = await postPaced({
           url: p.api.url,
           token: p.api.token,
@@ -131,6 +132,7 @@ export function pipelineScenarios(o: PipelineOptions): Scenario[] {
           rate: o.latencyRate,
           count: n,
         });
+        const busy = performance.eventLoopUtilization(elu0).utilization;
         if (sent.errors.length)
           throw new Error(`${sent.errors.length} event posts failed, e.g. ${sent.errors[0]}`);
         const postMs = sent.postMs;
@@ -157,6 +159,7 @@ export function pipelineScenarios(o: PipelineOptions): Scenario[] {
           metric('post_p99', 'POST /events p99 (client side)', 'ms', round(percentile(postMs, 99))),
           metric('rate', 'events/s achieved', '/s', round(n / sentSeconds, 0)),
           metric('inflight', 'most requests in flight', '', maxInflight),
+          metric('busy', 'platform event loop busy', '%', round(busy * 100, 0)),
         ];
       },
     },
