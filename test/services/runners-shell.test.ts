@@ -330,13 +330,18 @@ describe('local-shell-cmd: output', () => {
     const r = shell(`head -c 20000000 /dev/zero | tr '\\0' a; echo finished >&2`, {
       limits: { maxOutputBytes: cap },
     });
-    // memory still referenced after a full collection (buffer backing stores are freed lazily)
+    // memory still referenced after full collections (buffer backing stores are freed lazily, the
+    // more so on a busy machine: the least of a few tries)
     const held = async () => {
-      gc();
-      await new Promise((r) => setTimeout(r, 50));
-      gc();
-      const m = process.memoryUsage();
-      return m.heapUsed + m.arrayBuffers;
+      let least = Number.POSITIVE_INFINITY;
+      for (let i = 0; i < 5; i++) {
+        gc();
+        await new Promise((r) => setTimeout(r, 50));
+        gc();
+        const m = process.memoryUsage();
+        least = Math.min(least, m.heapUsed + m.arrayBuffers);
+      }
+      return least;
     };
     const before = await held();
     const t = performance.now();
