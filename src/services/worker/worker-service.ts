@@ -32,7 +32,6 @@ import type { Cipher } from '../../security/crypto.ts';
 import type { Tx } from '../../store/database.ts';
 import {
   type ExecutionRow,
-  runInstantly,
   transitionExecution,
   transitionExecutions,
 } from '../../store/repositories/executions.ts';
@@ -295,40 +294,77 @@ export class WorkerService {
   }
 
   /**
-   * The `noop` runner has nothing to run: its executions are run and ended in one statement
-   * (`runInstantly`: `scheduled → running → succeeded`), with `execution.completed` for those that
-   * need the completion handler, in one transaction. Followers hear `running`, then `succeeded`.
-   * One whose action stopped being a noop is claimed and run the ordinary way.
+   * The `noop` runner has nothing to run: its executions are claimed (`scheduled → running`) and
+   * ended (`running → succeeded`, with `execution.completed`) in the same pass — the same guarded
+   * transitions and outbox message as any run, without a run or a batch in between. One whose
+   * action went away (or stopped being a noop) is handed back, claimed, to the ordinary run.
    */
   private async claimAndEnd(ids: number[]): Promise<(Claimed | null)[]> {
-    const unique = [...new Set(ids)];
-    const followedUp = !!this.deps.followUpHere && !(await this.followUpsWanted());
-    const ended = await this.deps.store.transaction(async (tx) => {
-      const rows = await runInstantly(tx, unique, this.id, followedUp, BRIEF_COLUMNS);
-      await writeOutboxMany(tx, rows.filter((r) => r.completionHandledAt === null).map(completedMessage));
-      return rows;
-    });
-    if (ended.length) {
-      metrics.executionsStarted(ended);
-      const quiet = ended.filter((r) => r.completionHandledAt !== null);
-      metrics.executionsFinished(quiet);
-      if (quiet.length < ended.length) this.deps.kickOutbox?.();
-      notifyStatuses(
-        this.deps.bus,
-        ended.map((r) => ({ ...r, status: 'running' as const })),
-        this.log,
-      );
-      notifyStatuses(this.deps.bus, ended, this.log);
+    const db = this.deps.store.db;
+    const claimed = await transitionExecutions(
+      db,
+      [...new Set(ids)],
+      ['scheduled'],
+      'running',
+      {
+        workerId: this.id,
+        startedAt: sql`now()`,
+        heartbeatAt: sql`now()`,
+        leaseExpiresAt: secondsFromNow(this.runLease),
+      },
+      BRIEF_COLUMNS,
+    );
+    if (!claimed.length) return ids.map(() => null);
+    metrics.executionsStarted(claimed);
+    notifyStatuses(this.deps.bus, claimed, this.log);
+    const known = await this.actions.getMany(claimed.map((r) => r.actionRef));
+    const noop: number[] = [];
+    const handBack: number[] = [];
+    for (const r of claimed)
+      if (r.runner === 'noop' && known.get(r.actionRef)?.runner === 'noop') noop.push(r.id);
+      else handBack.push(r.id);
+    if (noop.length) {
+      // One turn of the event loop, as between the claim and the end of any run: whoever follows
+      // the statuses hears of `running` before `succeeded` is there to be read.
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      const byId = new Map(claimed.map((r) => [r.id, r]));
+      const emit = await this.followUpsWanted();
+      const free = noop.filter((id) => !this.needsFollowUp(byId.get(id)!, 'succeeded', emit, null));
+      const followed = noop.filter((id) => !free.includes(id));
+      try {
+        const [quiet, told] = await this.deps.store.transaction(async (tx) => {
+          const ends = { result: null, error: null };
+          const q = await transitionExecutions(
+            tx,
+            free,
+            ['running'],
+            'succeeded',
+            { ...ends, completionHandledAt: sql`now()` },
+            BRIEF_COLUMNS,
+          );
+          const t = await transitionExecutions(tx, followed, ['running'], 'succeeded', ends, BRIEF_COLUMNS);
+          await writeOutboxMany(tx, t.map(completedMessage));
+          return [q, t];
+        });
+        metrics.executionsFinished(quiet);
+        if (told.length) this.deps.kickOutbox?.();
+        notifyStatuses(this.deps.bus, [...quiet, ...told], this.log);
+      } catch (e) {
+        // They are claimed: the ordinary run records their end, retrying as long as it takes.
+        this.log.warn({ err: (e as Error).message, count: noop.length }, 'recording noop executions failed');
+        handBack.push(...noop);
+      }
     }
-    const done = new Set(ended.map((r) => r.id));
-    const rest = unique.filter((id) => !done.has(id));
-    // Not a noop any more (or not `scheduled`: a duplicate, canceled — the ordinary claim says so).
-    const claimed = rest.length ? await this.claimBatch(rest) : [];
-    const byId = new Map<number, Claimed | null>(rest.map((id, i) => [id, claimed[i] ?? null]));
+    if (!handBack.length) return ids.map(() => null);
+    // Claimed, to be run the ordinary way: the whole rows.
+    const rows = await db.select().from(executions).where(inArray(executions.id, handBack));
+    const byId = new Map(rows.map((r) => [r.id, r]));
+    const secrets = await this.secretsOf(rows);
     return ids.map((id) => {
-      const c = byId.get(id) ?? null;
+      const row = byId.get(id);
+      if (!row) return null;
       byId.delete(id);
-      return c;
+      return { row, ciphertext: secrets.get(id) ?? null };
     });
   }
 

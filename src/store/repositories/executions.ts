@@ -99,34 +99,3 @@ export async function transitionExecution(
   const [row] = await transitionExecutions(db, [id], from, to, patch);
   return row ?? null;
 }
-
-/**
- * Runs and ends, in one statement, executions that have nothing to run (the `noop` runner):
- * `scheduled → running → succeeded`, both guarded moves of the status machine made at once, so no
- * one ever reads such an execution `running`. Only executions still `scheduled` whose action is
- * still a `noop` move (others are left for an ordinary claim). `followedUp`: mark the ones with no
- * parent and no concurrency group followed up (`completion_handled_at`), as the worker does for an
- * end that needs nothing of the completion handler.
- */
-export async function runInstantly<K extends keyof ExecutionRow>(
-  db: Db,
-  ids: readonly number[],
-  workerId: string,
-  followedUp: boolean,
-  columns: readonly K[],
-): Promise<Pick<ExecutionRow, K | 'completionHandledAt'>[]> {
-  assertTransitions(['scheduled'], 'running');
-  assertTransitions(['running'], 'succeeded');
-  if (!ids.length) return [];
-  const result = await db.execute(
-    sql`update "executions" set "status" = 'succeeded', "updated_at" = now(), "worker_id" = ${workerId},
-          "started_at" = now(), "heartbeat_at" = now(), "finished_at" = now(), "lease_expires_at" = null,
-          "result" = null, "error" = null,
-          "completion_handled_at" = case when ${followedUp}::boolean and "parent_id" is null
-            and "policy_group" is null then now() end
-        where "id" = any(${sql.param([...ids])}::bigint[]) and "status" = 'scheduled' and "runner" = 'noop'
-          and exists (select 1 from "actions" a where a.ref = "executions"."action_ref" and a.runner = 'noop')
-        returning ${returningList(executions, [...columns, 'completionHandledAt'])}`,
-  );
-  return mapRows<ExecutionRow>(executions, rawRows(result));
-}
