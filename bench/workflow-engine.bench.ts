@@ -10,6 +10,7 @@ import { pathToFileURL } from 'node:url';
 import { parseWorkflowOrThrow, type WorkflowDefinition } from '../src/workflow/definition.ts';
 import { start, step } from '../src/workflow/engine.ts';
 import type { StepResult, WorkflowCommand, WorkflowState } from '../src/workflow/state.ts';
+import { branches as branchShape } from './lib/shapes.ts';
 
 export interface EngineFigures {
   steps: number;
@@ -75,18 +76,7 @@ const fanOut = (items: number, concurrency: number): WorkflowDefinition =>
     ],
   });
 
-const branches = (n: number): WorkflowDefinition =>
-  parseWorkflowOrThrow({
-    tasks: [
-      { name: 'split', action: 'core.noop', next: [{ do: Array.from({ length: n }, (_, i) => `b${i}`) }] },
-      ...Array.from({ length: n }, (_, i) => ({
-        name: `b${i}`,
-        action: 'core.noop',
-        next: [{ when: '{{ succeeded() }}', do: 'join' }],
-      })),
-      { name: 'join', action: 'core.noop', join: 'all' },
-    ],
-  });
+const branches = (n: number): WorkflowDefinition => parseWorkflowOrThrow(branchShape(n));
 
 function best(def: WorkflowDefinition, runs: number, opts: { json?: boolean } = {}): EngineFigures {
   let top: EngineFigures | undefined;

@@ -1,5 +1,5 @@
 /**
- * The automation pipeline (issue 3): events → rule → execution → worker → succeeded.
+ * The automation pipeline: events → rule → execution → worker → succeeded.
  *  (a) `noop`: sustained throughput of rule → core.noop → succeeded, events posted in bulk;
  *  (b) `latency`: event → action started, at a fixed rate of single-event requests;
  *  (c) `shell`: throughput of core.local `true` (a process per execution);

@@ -12,13 +12,13 @@ export interface Metric {
   label: string;
   unit: string;
   value: number;
-  /** The target of the issue, for the embedded platform. */
+  /** The target figure, for the embedded platform. */
   target?: Target;
 }
 
 export interface Scenario {
   name: string;
-  /** Other names accepted by `--scenario` (a, b, c, d for the pipeline scenarios of the issue). */
+  /** Other names accepted by `--scenario` (a, b, c, d for the pipeline scenarios). */
   aliases: string[];
   title: string;
   /** Pure scenarios need no platform and run once, whatever `--backend` says. */

@@ -1,5 +1,5 @@
 /**
- * Workflow scenarios (issue 4), each a workflow created through the API and run with
+ * Workflow scenarios, each a workflow created through the API and run with
  * POST /api/v1/executions; figures from the workflow execution's own timestamps (created → finished).
  *  - `wf-chain`: 40 sequential core.noop tasks, each step persisted;
  *  - `wf-items`: with_items over 10,000 items, concurrency 200, core.noop;
@@ -7,6 +7,7 @@
  */
 import { createPack, createWorkflow, executionSpan, executionStatus } from '../lib/fixtures.ts';
 import type { BenchPlatform } from '../lib/platform.ts';
+import { branches } from '../lib/shapes.ts';
 import { median, round } from '../lib/stats.ts';
 import { metric, type Scenario } from './scenario.ts';
 
@@ -44,18 +45,6 @@ const fanOut = (items: number, concurrency: number) => ({
       next: [{ when: '{{ succeeded() }}', do: 'done' }],
     },
     { name: 'done', action: 'core.noop' },
-  ],
-});
-
-const branches = (n: number) => ({
-  tasks: [
-    { name: 'split', action: 'core.noop', next: [{ do: Array.from({ length: n }, (_, i) => `b${i}`) }] },
-    ...Array.from({ length: n }, (_, i) => ({
-      name: `b${i}`,
-      action: 'core.noop',
-      next: [{ when: '{{ succeeded() }}', do: 'join' }],
-    })),
-    { name: 'join', action: 'core.noop', join: 'all' },
   ],
 });
 

@@ -57,6 +57,23 @@ export interface CompletionHooks {
 /** The internal trigger fired for every execution that reaches a terminal status. */
 export const EXECUTION_COMPLETED_TRIGGER = 'core.execution_completed';
 
+/**
+ * Whether an execution ending with `status` gives this handler anything to do: a concurrency group
+ * to release, a parent workflow to tell, a rule on `core.execution_completed` (`ruleOnCompleted`),
+ * or a retry to make (`action` unknown: assume one). Whoever records an end for which this is false
+ * may mark it handled at once (see `followUpHere` in worker-service.ts).
+ */
+export function needsCompletionFollowUp(
+  row: Pick<ExecutionRow, 'parentId' | 'policyGroup' | 'attempt'>,
+  status: string,
+  ruleOnCompleted: boolean,
+  action: Pick<ActionRow, 'retryPolicy'> | null,
+): boolean {
+  if (ruleOnCompleted || row.parentId !== null || row.policyGroup !== null) return true;
+  if (status === 'succeeded') return false;
+  return !action || shouldRetry(parseRetryPolicy(action.retryPolicy), status, row.attempt);
+}
+
 /** The payload of a `core.execution_completed` event. */
 export function executionCompletedPayload(row: ExecutionRow): JsonValue {
   return {

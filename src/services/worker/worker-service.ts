@@ -42,8 +42,7 @@ import { Batcher } from '../runtime/batcher.ts';
 import { isSecretMarker, openParameters, schemaSecretNames } from '../runtime/execution-secrets.ts';
 import { QUEUES, TOPICS } from '../runtime/messages.ts';
 import { ActionCache, type ActionRow } from '../scheduler/action-cache.ts';
-import { EXECUTION_COMPLETED_TRIGGER } from '../scheduler/completion.ts';
-import { parseRetryPolicy, shouldRetry } from '../scheduler/policies.ts';
+import { EXECUTION_COMPLETED_TRIGGER, needsCompletionFollowUp } from '../scheduler/completion.ts';
 import {
   completedMessage,
   DEADLINES,
@@ -606,9 +605,7 @@ export class WorkerService {
     emit: boolean,
     action: ActionRow | null,
   ): boolean {
-    if (!this.deps.followUpHere || emit || row.parentId !== null || row.policyGroup !== null) return true;
-    if (status === 'succeeded') return false;
-    return !action || shouldRetry(parseRetryPolicy(action.retryPolicy), status, row.attempt);
+    return !this.deps.followUpHere || needsCompletionFollowUp(row, status, emit, action);
   }
 
   /**

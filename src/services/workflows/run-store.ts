@@ -34,7 +34,7 @@ const SEALED = '$sealed';
  * the run's creation time as well as the execution id, so that several databases in one process
  * (tests, tools) never share an entry.
  */
-const parsed = new Map<string, WorkflowDefinition>();
+const parsed = new Map<string, { snapshot: DefinitionSnapshot; def: WorkflowDefinition }>();
 const PARSED_MAX = 2000;
 
 export class DefinitionSnapshotError extends Error {}
@@ -75,29 +75,22 @@ export function parseSnapshot(snapshot: DefinitionSnapshot): WorkflowDefinition 
   return r.definition;
 }
 
-/** Snapshots by run, beside their parsed definitions (same keys). */
-const snapshots = new Map<string, DefinitionSnapshot>();
-
 const runKey = (run: { executionId: number; createdAt: Date }): string =>
   `${run.executionId}@${run.createdAt.getTime()}`;
 
-/** The parsed definition of a stored run (cached). */
+/** The parsed definition of a stored run (cached, with its snapshot). */
 export function definitionOf(
   run: { executionId: number; createdAt: Date },
   snapshot: DefinitionSnapshot,
 ): WorkflowDefinition {
   const key = runKey(run);
-  let def = parsed.get(key);
-  if (!def) {
-    def = parseSnapshot(snapshot);
-    if (parsed.size >= PARSED_MAX) {
-      parsed.clear();
-      snapshots.clear();
-    }
-    parsed.set(key, def);
-    snapshots.set(key, snapshot);
+  let entry = parsed.get(key);
+  if (!entry) {
+    entry = { snapshot, def: parseSnapshot(snapshot) };
+    if (parsed.size >= PARSED_MAX) parsed.clear();
+    parsed.set(key, entry);
   }
-  return def;
+  return entry.def;
 }
 
 /**
@@ -108,10 +101,7 @@ export function knownDefinition(run: {
   executionId: number;
   createdAt: Date;
 }): { snapshot: DefinitionSnapshot; def: WorkflowDefinition } | undefined {
-  const key = runKey(run);
-  const def = parsed.get(key);
-  const snapshot = snapshots.get(key);
-  return def && snapshot ? { snapshot, def } : undefined;
+  return parsed.get(runKey(run));
 }
 
 export function asSnapshot(doc: Record<string, unknown>): DefinitionSnapshot {
