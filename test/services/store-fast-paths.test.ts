@@ -310,5 +310,39 @@ for (const backend of stores()) {
         IllegalTransitionError,
       );
     });
+
+    it('one-row transitions: the same guard, and a statement planned once (not at every run)', async () => {
+      const made = await insertRows(
+        store.db,
+        executions,
+        Array.from({ length: 12 }, (_, i) => ({
+          actionRef: 'fp.one',
+          runner: 'noop',
+          status: i === 0 ? 'requested' : 'scheduled',
+        })),
+        { returning: ['id'] },
+      );
+      const ids = made.map((m) => m.id);
+      // Not in `from`: nothing moves. An empty `from` moves nothing either.
+      expect(await transitionExecutions(store.db, [ids[0]!], ['scheduled'], 'running')).toEqual([]);
+      expect(await transitionExecutions(store.db, [ids[1]!], [], 'running')).toEqual([]);
+      for (const id of ids.slice(1)) {
+        const [r] = await transitionExecutions(store.db, [id], ['scheduled', 'requested'], 'running', {
+          workerId: 'w2',
+        });
+        expect(r).toMatchObject({ id, status: 'running', workerId: 'w2' });
+      }
+      if (store.kind !== 'pglite') return;
+      // Re-planning a statement at each run cost more than running it on the embedded database.
+      const plans = (await store.db.execute(
+        sql`select generic_plans, custom_plans from pg_prepared_statements
+             where statement like 'update "executions" set "status" = ''running''%'
+               and statement like '%"worker_id"%' and statement like '%"id" = $%'
+               and statement like '%in (''scheduled'', ''requested'')%'`,
+      )) as unknown as { rows: { generic_plans: number; custom_plans: number }[] };
+      expect(plans.rows).toHaveLength(1);
+      expect(Number(plans.rows[0]!.custom_plans)).toBeLessThanOrEqual(5);
+      expect(Number(plans.rows[0]!.generic_plans)).toBeGreaterThanOrEqual(5);
+    });
   });
 }

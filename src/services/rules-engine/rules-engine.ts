@@ -28,7 +28,7 @@ import { silentLogger } from '../../bus/bus.ts';
 import { writeOutboxMessages } from '../../bus/outbox.ts';
 import type { Cipher } from '../../security/crypto.ts';
 import type { Store } from '../../store/database.ts';
-import { insertRows, mapRows, rawRows, returningList } from '../../store/repositories/bulk.ts';
+import { idsMatch, insertRows, mapRows, rawRows, returningList } from '../../store/repositories/bulk.ts';
 import type { ExecutionRow } from '../../store/repositories/executions.ts';
 import { enforcements, events, executionSecrets, executions } from '../../store/schema.ts';
 import { KeyStore } from '../keys/key-store.ts';
@@ -224,7 +224,7 @@ export class RulesEngine {
       rawRows(
         await db.execute(sql`select ${returningList(events)},
             array(select f.rule_ref from ${enforcements} f where f.event_id = e.id) as enforced
-          from ${events} e where e.id = any(${sql.param(ids)}::bigint[])`),
+          from ${events} e where ${idsMatch('e.id', ids)}`),
       ),
     );
     const enforced = new Map(read.map((e) => [e.id, e.enforced]));
@@ -315,9 +315,13 @@ export class RulesEngine {
       if (!toRun.length) return;
       // Ids first, so that each execution is created as the root of its own tree (a workflow's
       // children point to their root) without a second write.
+      // (One id without generate_series: a row count given as a parameter has the statement planned
+      // anew at each run.)
       const ids = rawRows(
         await tx.execute(
-          sql`select nextval(pg_get_serial_sequence('executions', 'id'))::bigint as id from generate_series(1, ${toRun.length}::integer)`,
+          toRun.length === 1
+            ? sql`select nextval('executions_id_seq')::bigint as id`
+            : sql`select nextval('executions_id_seq')::bigint as id from generate_series(1, ${toRun.length}::integer)`,
         ),
       ).map((r) => Number(r.id));
       // Executions of actions that need nothing of the scheduler but a lease (no concurrency policy,

@@ -21,7 +21,7 @@ import type { BusMessage, JsonValue, Subscription } from '../../bus/bus.ts';
 import { AppError } from '../../domain/errors.ts';
 import { ACTIVE_EXECUTION_STATUSES, TERMINAL_EXECUTION_STATUSES } from '../../domain/status.ts';
 import type { Tx } from '../../store/database.ts';
-import { mapRows, rawRows, returningList } from '../../store/repositories/bulk.ts';
+import { idsMatch, mapRows, rawRows, returningList, wordsIn } from '../../store/repositories/bulk.ts';
 import { type ExecutionRow, transitionExecutions } from '../../store/repositories/executions.ts';
 import { executionSecrets, executions } from '../../store/schema.ts';
 import { createEvent } from '../events/create-event.ts';
@@ -171,8 +171,8 @@ export class CompletionHandler {
         executions,
         rawRows(
           await tx.execute(sql`update "executions" set "completion_handled_at" = now()
-             where "id" = any(${sql.param(unique)}::bigint[]) and "completion_handled_at" is null
-               and "status" = any(${sql.param([...TERMINAL_EXECUTION_STATUSES])}::text[])
+             where ${idsMatch('"id"', unique)} and "completion_handled_at" is null
+               and ${wordsIn('"status"', TERMINAL_EXECUTION_STATUSES)}
              returning ${returningList(executions)}`),
         ),
       );

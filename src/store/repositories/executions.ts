@@ -1,13 +1,22 @@
 /**
  * Guarded execution status changes: the only way an execution's status is written (DESIGN §4.1).
- * One `UPDATE … WHERE id = ANY($ids) AND status = ANY($from)`; rows that lost a race are simply
- * not returned. Pairs the status machine forbids are refused before any SQL runs.
+ * One `UPDATE … WHERE id = … AND status IN (…)`; rows that lost a race are simply not returned.
+ * Pairs the status machine forbids are refused before any SQL runs.
  */
 import { type SQL, sql } from 'drizzle-orm';
 import { canTransition, EXECUTION_TRANSITIONS, type ExecutionStatus } from '../../domain/status.ts';
 import type { Db } from '../database.ts';
 import { executions } from '../schema.ts';
-import { columnName, mapRows, rawRows, returningList, valueFor } from './bulk.ts';
+import {
+  columnName,
+  idsMatch,
+  mapRows,
+  rawRows,
+  returningList,
+  valueFor,
+  wordLiteral,
+  wordsIn,
+} from './bulk.ts';
 
 export type ExecutionRow = typeof executions.$inferSelect;
 type PatchFields = Pick<
@@ -72,9 +81,9 @@ export async function transitionExecutions(
   columns?: readonly (keyof ExecutionRow)[],
 ): Promise<Partial<ExecutionRow>[]> {
   assertTransitions(from, to);
-  if (!ids.length) return [];
+  if (!ids.length || !from.length) return [];
   const terminal = EXECUTION_TRANSITIONS[to].length === 0;
-  const sets: SQL[] = [sql`"status" = ${to}`, sql`"updated_at" = now()`];
+  const sets: SQL[] = [sql.raw(`"status" = ${wordLiteral(to)}`), sql`"updated_at" = now()`];
   for (const [key, value] of Object.entries(patch)) {
     if (value === undefined || key === 'status' || key === 'updatedAt') continue;
     if (terminal && key === 'leaseExpiresAt') continue;
@@ -82,8 +91,10 @@ export async function transitionExecutions(
   }
   if (terminal && patch.finishedAt === undefined) sets.push(sql`"finished_at" = now()`);
   if (terminal) sets.push(sql`"lease_expires_at" = null`);
+  // The statuses are constants of the status table (checked above), written as literals: one
+  // statement text (and plan) per transition. One id is `= $1` (see idsMatch).
   const result = await db.execute(
-    sql`update "executions" set ${sql.join(sets, sql`, `)} where "id" = any(${sql.param([...ids])}::bigint[]) and "status" = any(${sql.param([...from])}::text[]) returning ${returningList(executions, columns)}`,
+    sql`update "executions" set ${sql.join(sets, sql`, `)} where ${idsMatch('"id"', ids)} and ${wordsIn('"status"', from)} returning ${returningList(executions, columns)}`,
   );
   return mapRows<ExecutionRow>(executions, rawRows(result));
 }
