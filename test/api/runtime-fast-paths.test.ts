@@ -10,7 +10,7 @@
  */
 import { and, eq, inArray, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { events, executions, outbox, packs } from '../../src/store/schema.ts';
+import { events, executions, outbox, packs, workflowTaskRuns } from '../../src/store/schema.ts';
 import { describeBackend } from '../support/backend.ts';
 import { type AnyBody, startTestServer, type TestServer } from '../support/server.ts';
 
@@ -155,6 +155,17 @@ describeBackend('runtime fast paths', () => {
         if (k.taskName === 'c') expect(k.workerId).not.toBeNull();
         else expect(k.workerId).toBeNull();
       }
+      // Each task run knows its execution (written with the run's other columns, in one statement).
+      const runs = await db()
+        .select()
+        .from(workflowTaskRuns)
+        .where(eq(workflowTaskRuns.workflowExecutionId, wf.id));
+      const seen = (xs: [string | null, string, number | null][]) =>
+        xs.sort((x, y) => String(x[0]).localeCompare(String(y[0])));
+      expect(seen(runs.map((r) => [r.taskName, r.status, r.executionId]))).toEqual(
+        seen(kids.map((k) => [k.taskName, 'succeeded', k.id])),
+      );
+      for (const r of runs) expect(r.finishedAt).toBeInstanceOf(Date);
       const noops = kids.filter((k) => k.taskName !== 'c').map((k) => k.id);
       for (const id of noops) expect(await messagesAbout(id)).toEqual([]);
       // Their follow-up was done in that transaction: an internal event for each (the rule listens).

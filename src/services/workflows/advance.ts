@@ -31,11 +31,7 @@ import { TERMINAL_EXECUTION_STATUSES } from '../../domain/status.ts';
 import type { Cipher } from '../../security/crypto.ts';
 import type { Db, Store } from '../../store/database.ts';
 import { type InsertRow, insertRows } from '../../store/repositories/bulk.ts';
-import {
-  type ExecutionRow,
-  transitionExecution,
-  transitionExecutions,
-} from '../../store/repositories/executions.ts';
+import { type ExecutionRow, transitionExecution } from '../../store/repositories/executions.ts';
 import {
   actions,
   executionSecrets,
@@ -321,6 +317,11 @@ export class RunContext {
   private readonly dirtySlots = new Set<string>();
   /** Runs that ended in this transaction, by run key (their slot may have moved to a new attempt). */
   private readonly ended = new Map<string, { status: string; result: unknown; at: string }>();
+  /**
+   * The task runs started by this transaction, with their child executions: written with the other
+   * task runs that changed, in the one statement of `persistTaskRuns`.
+   */
+  private readonly startedRuns = new Map<string, typeof workflowTaskRuns.$inferInsert>();
   /** Timer changes, applied at persist: due time, `cancel` or `fired`. */
   private readonly timers = new Map<string, { due: Date } | 'cancel' | 'fired'>();
   private dropTimers = false;
@@ -491,7 +492,7 @@ export class RunContext {
       ciphertext: string | null;
       input: unknown;
       inquiry?: typeof inquiries.$inferInsert;
-      /** Run here (see `runsInline`): created `running`, finished before the commit. */
+      /** Run here (see `runsInline`): created `succeeded`, its follow-up done before the commit. */
       inline?: boolean;
     }
     const pending: Pending[] = [];
@@ -557,9 +558,13 @@ export class RunContext {
         if (cmd.timeoutSeconds !== undefined)
           values.timeoutSeconds = Math.max(1, Math.min(MAX_TIMEOUT_SECONDS, Math.ceil(cmd.timeoutSeconds)));
         if (this.env.inline && runsInline(action)) {
-          values.status = 'running';
+          // Created ended: nobody could see it running, as it would end in this same transaction.
+          values.status = 'succeeded';
           values.scheduledAt = sql`now()`;
           values.startedAt = sql`now()`;
+          values.finishedAt = sql`now()`;
+          values.result = null;
+          values.completionHandledAt = sql`now()`;
           p.inline = true;
         }
       } else {
@@ -596,7 +601,6 @@ export class RunContext {
     const secretsRows: (typeof executionSecrets.$inferInsert)[] = [];
     const inquiryRows: (typeof inquiries.$inferInsert)[] = [];
     const messages: OutboxMessage[] = [];
-    const taskRows: (typeof workflowTaskRuns.$inferInsert)[] = [];
     for (const p of pending) {
       const row = byKey.get(p.cmd.runKey);
       if (!row) throw new Error(`child execution of run '${p.cmd.runKey}' was not stored`);
@@ -604,7 +608,7 @@ export class RunContext {
       if (p.inquiry) inquiryRows.push({ ...p.inquiry, executionId: row.id });
       else if (!p.inline)
         messages.push({ topic: TOPICS.executionRequested, payload: { execution_id: row.id } });
-      taskRows.push({
+      this.startedRuns.set(p.cmd.runKey, {
         workflowExecutionId: this.wf.id,
         taskName: p.cmd.task,
         runKey: p.cmd.runKey,
@@ -614,6 +618,8 @@ export class RunContext {
         executionId: row.id,
         input: p.input,
         startedAt: nowDate,
+        finishedAt: null,
+        result: null,
       });
       this.fx.note(row);
     }
@@ -623,25 +629,17 @@ export class RunContext {
       await writeOutboxMany(tx, messages);
       this.fx.outbox = true;
     }
-    await insertRows(tx, workflowTaskRuns, taskRows, { onConflictDoNothing: [] });
     const inline = pending.filter((p) => p.inline).map((p) => byKey.get(p.cmd.runKey)!);
     if (inline.length) await this.finishInline(inline);
   }
 
   /**
-   * The end of tasks run here: `running → succeeded` (a guarded transition, like a worker's), with the
-   * follow-up of the completion handler done at once — `completion_handled_at`, the
-   * `core.execution_completed` event when a rule uses it — and the completion queued for this
-   * workflow, applied in a transaction of its own after this one commits (as a worker's would be).
+   * The end of tasks run here, created `succeeded` with `completion_handled_at` set: the rest of the
+   * completion handler's follow-up — the `core.execution_completed` event when a rule uses it — and
+   * the completion queued for this workflow, applied in a transaction of its own after this one
+   * commits (as a worker's would be).
    */
-  private async finishInline(started: ExecutionRow[]): Promise<void> {
-    const done = await transitionExecutions(
-      this.tx,
-      started.map((r) => r.id),
-      ['running'],
-      'succeeded',
-      { result: null, error: null, completionHandledAt: sql`now()` },
-    );
+  private async finishInline(done: ExecutionRow[]): Promise<void> {
     const rules = this.env.inline?.rules;
     const emit = rules ? await rules.hasRules(EXECUTION_COMPLETED_TRIGGER, this.tx) : false;
     const now = this.now();
@@ -863,11 +861,14 @@ export class RunContext {
     const s = this.state;
     const rows: (typeof workflowTaskRuns.$inferInsert)[] = [];
     const current = new Set<string>();
+    const started = this.startedRuns;
     for (const key of this.dirtySlots) {
       const slot = s.runs[key];
       if (!slot || !STORED_RUN_STATUSES.has(slot.status)) continue;
       const runKey = runKeyOf(key, slot.attempt);
       current.add(runKey);
+      const start = started.get(runKey);
+      started.delete(runKey);
       rows.push({
         workflowExecutionId: this.wf.id,
         taskName: slot.task,
@@ -875,16 +876,21 @@ export class RunContext {
         itemIndex: slot.item ?? null,
         attempt: slot.attempt,
         status: slot.status,
-        input: slot.input === undefined ? null : redactSecrets(slot.input, this.secrets),
+        input: slot.input === undefined ? (start?.input ?? null) : redactSecrets(slot.input, this.secrets),
         result: isFinalRun(slot.status) ? redactSecrets(slot.result ?? null, this.secrets) : null,
-        startedAt: toDate(slot.startedAt),
+        startedAt: toDate(slot.startedAt) ?? start?.startedAt ?? null,
         finishedAt: isFinalRun(slot.status) ? toDate(slot.finishedAt) : null,
+        executionId: start?.executionId ?? null,
       });
     }
+    // Started runs whose slot did not change afterwards (not expected; stored all the same).
+    for (const row of started.values()) rows.push({ ...row, executionId: row.executionId ?? null });
+    started.clear();
     await insertRows(this.tx, workflowTaskRuns, rows, {
       onConflictDoUpdate: {
         target: [workflowTaskRuns.workflowExecutionId, workflowTaskRuns.runKey],
         set: sql`status = excluded.status, attempt = excluded.attempt,
+                 execution_id = coalesce(excluded.execution_id, ${workflowTaskRuns.executionId}),
                  input = coalesce(excluded.input, ${workflowTaskRuns.input}), result = excluded.result,
                  started_at = coalesce(excluded.started_at, ${workflowTaskRuns.startedAt}),
                  finished_at = excluded.finished_at`,
