@@ -30,7 +30,7 @@ import { validateAgainst } from '../../domain/json-schema.ts';
 import { TERMINAL_EXECUTION_STATUSES } from '../../domain/status.ts';
 import type { Cipher } from '../../security/crypto.ts';
 import type { Db, Store } from '../../store/database.ts';
-import { type InsertRow, insertRows } from '../../store/repositories/bulk.ts';
+import { type InsertRow, insertRows, mapRows, rawRows } from '../../store/repositories/bulk.ts';
 import { type ExecutionRow, transitionExecution } from '../../store/repositories/executions.ts';
 import {
   actions,
@@ -253,21 +253,18 @@ export async function advance(
   // The run, locked, with its workflow execution: one statement (an advance is a few statements,
   // each of which counts on a chain of short tasks).
   // The definition is read only the first time: a snapshot never changes.
-  const [found] = await tx
-    .select({
-      run: {
-        executionId: workflowRuns.executionId,
-        version: workflowRuns.version,
-        createdAt: workflowRuns.createdAt,
-      },
-      wf: executions,
-    })
-    .from(workflowRuns)
-    .innerJoin(executions, eq(executions.id, workflowRuns.executionId))
-    .where(eq(workflowRuns.executionId, workflowId))
-    .for('update', { of: workflowRuns });
-  if (!found) return { found: false, outcomes: [] };
-  const { run, wf } = found;
+  // Written directly rather than with the query builder: building it cost more than running it.
+  const [read] = mapRows<ExecutionRow & { run_version: number; run_created_at: Date }>(
+    executions,
+    rawRows(
+      await tx.execute(sql`select e.*, r.version as run_version, r.created_at as run_created_at
+          from "workflow_runs" r join "executions" e on e.id = r.execution_id
+         where r.execution_id = ${workflowId} for update of r`),
+    ),
+  );
+  if (!read) return { found: false, outcomes: [] };
+  const { run_version, run_created_at, ...wf } = read;
+  const run = { executionId: workflowId, version: Number(run_version), createdAt: new Date(run_created_at) };
   let known = knownDefinition(run);
   if (!known) {
     const [d] = await tx
@@ -846,11 +843,12 @@ export class RunContext {
         version: 0,
       });
     } else {
-      const done = await tx
-        .update(workflowRuns)
-        .set({ state: doc, status: this.state.status, version: how.version + 1, updatedAt: sql`now()` })
-        .where(and(eq(workflowRuns.executionId, this.wf.id), eq(workflowRuns.version, how.version)))
-        .returning({ v: workflowRuns.version });
+      const done = rawRows(
+        await tx.execute(sql`update "workflow_runs"
+            set "state" = ${JSON.stringify(doc)}::json, "status" = ${this.state.status},
+                "version" = ${how.version + 1}, "updated_at" = now()
+          where "execution_id" = ${this.wf.id} and "version" = ${how.version} returning "version"`),
+      );
       if (!done.length) throw new AdvanceConflict(this.wf.id);
     }
     await this.persistTaskRuns();
