@@ -5,6 +5,8 @@
  *  (c) `shell`: throughput of core.local `true` (a process per execution);
  *  (d) `api`: POST /api/v1/executions latency, and request → succeeded for core.noop.
  */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { sql } from 'drizzle-orm';
 import {
   countByStatus,
@@ -41,6 +43,7 @@ export const DEFAULT_PIPELINE: PipelineOptions = {
   apiRoundTrips: 100,
 };
 
+const execFileP = promisify(execFile);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Waits until `n` executions of `rule` (running `action`) are terminal, and checks they all succeeded. */
@@ -91,6 +94,34 @@ async function throughput(
   await allSucceeded(p, rule, action, n);
   const seconds = (await lastFinished(p.platform.store.db, rule)) / 1000 - t0 / 1000;
   return { rate: n / seconds, seconds };
+}
+
+/**
+ * What this machine can do without the platform: processes started the way the process host starts
+ * an action (`sh -c`, three pipes, a process group of its own), 8 at a time, from a small process of
+ * its own. The shell figure cannot exceed it; it tells a slow machine from a slow platform.
+ */
+async function spawnCeiling(total = 300, concurrency = 8): Promise<number> {
+  const script = `
+    const { spawn } = require('node:child_process');
+    let started = 0, done = 0;
+    const t0 = performance.now();
+    const one = () => {
+      if (started >= ${total}) return;
+      started++;
+      const c = spawn('/bin/sh', ['-c', 'true'], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
+      c.stdin.on('error', () => {});
+      c.stdin.end('{}');
+      c.stdout.resume();
+      c.stderr.resume();
+      c.on('close', () => {
+        if (++done === ${total}) console.log(${total} / ((performance.now() - t0) / 1000));
+        else one();
+      });
+    };
+    for (let i = 0; i < ${concurrency}; i++) one();`;
+  const { stdout } = await execFileP(process.execPath, ['-e', script]);
+  return Number(stdout.trim());
 }
 
 export function pipelineScenarios(o: PipelineOptions): Scenario[] {
@@ -173,6 +204,12 @@ export function pipelineScenarios(o: PipelineOptions): Scenario[] {
         return [
           metric('rate', 'shell executions/s', '/s', round(r.rate, 0), { kind: 'min', value: 200 }),
           metric('seconds', 'total time', 's', round(r.seconds, 2)),
+          metric(
+            'spawn_ceiling',
+            'bare `sh -c true` processes/s on this machine (no platform)',
+            '/s',
+            round(await spawnCeiling(), 0),
+          ),
         ];
       },
     },
