@@ -479,15 +479,15 @@ export class RunContext {
     const tx = this.tx;
     this.live = null;
     const keys = [...starts.map((c) => c.runKey), ...asks.map((c) => c.runKey)];
+    // Written directly rather than with the query builder: building it cost more than running it.
     const existing = new Set(
-      (
-        await tx
-          .select({ runKey: workflowTaskRuns.runKey })
-          .from(workflowTaskRuns)
-          .where(
-            and(eq(workflowTaskRuns.workflowExecutionId, this.wf.id), inArray(workflowTaskRuns.runKey, keys)),
-          )
-      ).map((r) => r.runKey),
+      rawRows(
+        await tx.execute(
+          keys.length === 1
+            ? sql`select run_key from "workflow_task_runs" where workflow_execution_id = ${this.wf.id} and run_key = ${keys[0]}`
+            : sql`select run_key from "workflow_task_runs" where workflow_execution_id = ${this.wf.id} and run_key = any(${sql.param(keys)}::text[])`,
+        ),
+      ).map((r) => String(r.run_key)),
     );
     for (const k of existing)
       this.env.log.warn(
