@@ -19,9 +19,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
-import { and, asc, eq, inArray, isNotNull, isNull, lt, or, sql } from 'drizzle-orm';
+import { and, asc, eq, inArray, isNotNull, isNull, lt, sql } from 'drizzle-orm';
 import { TERMINAL_EXECUTION_STATUSES } from '../../domain/status.ts';
 import type { Tx } from '../../store/database.ts';
+import { wordsIn } from '../../store/repositories/bulk.ts';
 import { type ExecutionRow, transitionExecutions } from '../../store/repositories/executions.ts';
 import { acquireLease, releaseLease } from '../../store/repositories/leases.ts';
 import { executions, workers } from '../../store/schema.ts';
@@ -182,7 +183,7 @@ export class Sweeper {
         .from(executions)
         .where(
           and(
-            eq(executions.status, 'requested'),
+            wordsIn('"executions"."status"', ['requested']),
             lt(executions.updatedAt, secondsAgo(this.d.requestedStale)),
           ),
         )
@@ -207,7 +208,7 @@ export class Sweeper {
       const due = await tx
         .select({ id: executions.id })
         .from(executions)
-        .where(and(eq(executions.status, 'delayed'), lt(executions.runAfter, sql`now()`)))
+        .where(and(wordsIn('"executions"."status"', ['delayed']), lt(executions.runAfter, sql`now()`)))
         .orderBy(asc(executions.runAfter), asc(executions.id))
         .limit(this.batch)
         .for('update', { skipLocked: true });
@@ -232,7 +233,9 @@ export class Sweeper {
       const expired = await tx
         .select({ id: executions.id })
         .from(executions)
-        .where(and(eq(executions.status, 'scheduled'), lt(executions.leaseExpiresAt, sql`now()`)))
+        .where(
+          and(wordsIn('"executions"."status"', ['scheduled']), lt(executions.leaseExpiresAt, sql`now()`)),
+        )
         .orderBy(asc(executions.id))
         .limit(this.batch)
         .for('update', { skipLocked: true });
@@ -288,7 +291,7 @@ export class Sweeper {
         .from(executions)
         .where(
           and(
-            inArray(executions.status, ['running', 'canceling']),
+            wordsIn('"executions"."status"', ['running', 'canceling']),
             isNotNull(executions.workerId),
             lt(executions.leaseExpiresAt, sql`now()`),
           ),
@@ -327,7 +330,7 @@ export class Sweeper {
         .from(executions)
         .where(
           and(
-            eq(executions.status, 'running'),
+            wordsIn('"executions"."status"', ['running']),
             isNotNull(executions.workerId),
             isNotNull(executions.timeoutSeconds),
             sql`${executions.startedAt} + make_interval(secs => ${executions.timeoutSeconds} + ${this.d.timeoutGrace}) < now()`,
@@ -381,7 +384,7 @@ export class Sweeper {
           and(
             inArray(executions.id, stale),
             isNull(executions.completionHandledAt),
-            or(...TERMINAL_EXECUTION_STATUSES.map((s) => eq(executions.status, s))),
+            wordsIn('"executions"."status"', TERMINAL_EXECUTION_STATUSES),
           ),
         )
         .returning({ id: executions.id, status: executions.status });

@@ -381,7 +381,7 @@ export class WorkflowHost {
     const due = await this.opts.store.db
       .select({ id: workflowTimers.workflowExecutionId, key: workflowTimers.key })
       .from(workflowTimers)
-      .where(and(eq(workflowTimers.fired, false), lte(workflowTimers.dueAt, new Date(now))))
+      .where(and(sql`${workflowTimers.fired} = false`, lte(workflowTimers.dueAt, new Date(now))))
       .orderBy(asc(workflowTimers.dueAt))
       .limit(limit);
     const byRun = new Map<number, string[]>();
