@@ -43,6 +43,7 @@ export function lockDataDir(dir: string): DataDirLock {
       const release = () => {
         if (released) return;
         released = true;
+        process.off('exit', release); // a process that opens and closes many stores keeps no listeners
         try {
           if (fs.readFileSync(file, 'utf8') === String(process.pid)) fs.unlinkSync(file);
         } catch {
