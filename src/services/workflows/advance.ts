@@ -7,12 +7,14 @@
  * Commands:
  *  - `start_task`: a child execution of the task's action (parent = the workflow, context
  *    `{workflow_run_key, workflow_task, item_index}`), in `requested` with its outbox message, and
- *    its `workflow_task_runs` row — the unique (workflow, run key) row is the guard against starting
- *    a run twice. A start that cannot happen (unknown or disabled action, parameters that do not fit)
- *    fails the task with the reason, as a task failure the workflow can handle. A task whose action
- *    needs no worker (`noop`, no concurrency policy) runs here when the host allows it: created
- *    `running`, then `running → succeeded` with its follow-up done (`finishInline`), its completion
- *    applied in a transaction of its own after this one — each step of a chain is persisted.
+ *    its `workflow_task_runs` row (written with the other changed runs when the state is stored) —
+ *    a run key already in `workflow_task_runs` is not started again. A start that cannot happen
+ *    (unknown or disabled action, parameters that do not fit) fails the task with the reason, as a
+ *    task failure the workflow can handle. A task whose action needs no worker (`noop`, no
+ *    concurrency policy) runs here when the host allows it: created `succeeded` with its follow-up
+ *    done (`finishInline`) — nobody could see it running, as it ends in this same transaction — and
+ *    its completion applied in a transaction of its own after this one: each step of a chain is
+ *    persisted.
  *  - `create_inquiry`: a `core.ask` child execution, running at once, and its inquiry.
  *  - `cancel_task` / `pause_task` / `resume_task`: the child execution(s) of the run key — a
  *    sub-workflow is advanced in turn (recursively, in this transaction), an inquiry is withdrawn,
