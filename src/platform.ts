@@ -15,6 +15,7 @@ import { PrincipalLoader } from './services/api/auth.ts';
 import { type ApiContext, Health, makeAudit } from './services/api/context.ts';
 import { type ApiApp, buildApi } from './services/api/server.ts';
 import { type BootstrapResult, bootstrap } from './services/bootstrap.ts';
+import { RecentEvents } from './services/events/recent-events.ts';
 import { type MetricsServer, startMetricsServer } from './services/metrics/server.ts';
 import { type RulesEngine, startRulesEngine } from './services/rules-engine/index.ts';
 import { type ExecutionRuntime, packDirResolver, startExecutionRuntime } from './services/scheduler/index.ts';
@@ -154,9 +155,12 @@ export async function startPlatform(config: Config, opts: StartOptions = {}): Pr
     const kickOutbox = () => outbox.kick();
 
     if (has('scheduler')) {
+      // Events stored by this process's API reach its rules engine without a read back.
+      if (has('api')) ctx.recentEvents = new RecentEvents();
       rulesEngine = await startRulesEngine(bus, store, {
         cipher: ctx.cipher,
         outbox: relay,
+        ...(ctx.recentEvents && { recentEvents: ctx.recentEvents }),
         logger: log.child({ component: 'rules-engine' }),
         // This process runs the scheduler too: plain executions are scheduled as they are created.
         scheduleDirectly: true,

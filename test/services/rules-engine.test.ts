@@ -9,6 +9,7 @@ import { MemoryBus } from '../../src/bus/memory-bus.ts';
 import { OutboxRelay } from '../../src/bus/outbox.ts';
 import { Cipher } from '../../src/security/crypto.ts';
 import { createEvents, emitInternalEvent } from '../../src/services/events/create-event.ts';
+import { RecentEvents } from '../../src/services/events/recent-events.ts';
 import { RuleIndex } from '../../src/services/rules-engine/rule-index.ts';
 import { RulesEngine } from '../../src/services/rules-engine/rules-engine.ts';
 import { TOPICS } from '../../src/services/runtime/messages.ts';
@@ -208,6 +209,27 @@ describe('RulesEngine', () => {
       .map((m) => (m.payload as { execution_id: number }).execution_id)
       .filter((id) => execIds.includes(id));
     expect(announced.sort()).toEqual([...execIds].sort());
+  });
+
+  it('takes events it was handed (RecentEvents) instead of reading them, once; a redelivery is read and found enforced', async () => {
+    await store.db
+      .insert(triggers)
+      .values({ ref: 're.handed', packId, packRef: 're', name: 'handed', label: 'handed' });
+    await addRule('re.r1', 're.handed', { criteria: { 'trigger.k': { type: 'equals', pattern: 'yes' } } });
+    const recent = new RecentEvents();
+    const handed = new RulesEngine(store, { cipher, recentEvents: recent });
+    const evs = await newEvents('re.handed', [{ k: 'yes' }, { k: 'no' }, { k: 'yes' }]);
+    const ids = evs.map((e) => e.id);
+    // The second is handed with another payload than the stored one: matching it shows the engine
+    // used the row it was given rather than reading. The third was stored elsewhere: it is read.
+    recent.remember([evs[0]!, { ...evs[1]!, payload: { k: 'yes' } }]);
+    const first = await handed.processEvents(ids);
+    expect(first).toMatchObject({ events: 3, enforcements: 3, executions: 3, duplicates: 0 });
+    expect(recent.size).toBe(0); // taken, not kept
+    // A redelivery: nothing handed any more; every event is read with the rules that enforced it.
+    const again = await handed.processEvents(ids);
+    expect(again).toMatchObject({ events: 3, enforcements: 0, executions: 0, duplicates: 3 });
+    expect(await countOf(executions, ids)).toBe(3);
   });
 
   it('ignores unknown event ids and malformed messages', async () => {

@@ -9,6 +9,7 @@ import type { Grant } from '../../domain/permissions.ts';
 import type { Cipher } from '../../security/crypto.ts';
 import type { Store } from '../../store/database.ts';
 import { auditLog } from '../../store/schema.ts';
+import type { RecentEvents } from '../events/recent-events.ts';
 import type { PrincipalLoader } from './auth.ts';
 
 export interface Principal {
@@ -64,6 +65,8 @@ export interface ApiContext {
   bus?: Bus;
   /** The outbox relay: kicked after a commit that wrote outbox messages (a poll covers it otherwise). */
   outbox?: { kick(): void };
+  /** Events stored here, for the rules engine of this process (when it runs one) not to read back. */
+  recentEvents?: RecentEvents;
 }
 
 export function makeAudit(store: Store, log: FastifyBaseLogger): ApiContext['audit'] {

@@ -16,8 +16,8 @@ import { Batcher } from '../runtime/batcher.ts';
 import { type EventRow, eventProblems, insertEvents, type NewEvent } from './create-event.ts';
 
 export interface EventIntakeOptions {
-  /** Called after each commit that stored events (the caller kicks its outbox relay). */
-  committed?: () => void;
+  /** Called after each commit that stored events, with their rows (the caller kicks its outbox relay). */
+  committed?: (rows: EventRow[]) => void;
   /** Most events per transaction. Default 500. */
   maxBatchSize?: number;
 }
@@ -37,7 +37,8 @@ export class EventIntake {
           let next = 0;
           return problems.map((p) => p ?? rows[next++]!);
         });
-        if (out.some((r) => !(r instanceof AppError))) opts.committed?.();
+        const stored = out.filter((r): r is EventRow => !(r instanceof AppError));
+        if (stored.length) opts.committed?.(stored);
         return out;
       },
       {

@@ -82,6 +82,11 @@ export interface RulesEngineDeps {
    * every execution is left `requested` for the scheduler.
    */
   scheduleDirectly?: boolean;
+  /**
+   * Events this process has just stored (`RecentEvents`): taken from here instead of read back. A
+   * redelivered event is not there any more and is read, with the enforcements made for it.
+   */
+  recentEvents?: { take(id: number): EventRow | undefined };
 }
 
 export interface RulesEngineStats {
@@ -218,17 +223,27 @@ export class RulesEngine {
     };
     if (!ids.length) return result;
     const db = this.#store.db;
-    // The events, each with the rules that already enforced it (a redelivery): one statement.
-    const read = mapRows<EventRow & { enforced: string[] }>(
-      events,
-      rawRows(
-        await db.execute(sql`select ${returningList(events)},
-            array(select f.rule_ref from ${enforcements} f where f.event_id = e.id) as enforced
-          from ${events} e where ${idsMatch('e.id', ids)}`),
-      ),
-    );
+    // Events this process has just stored come as they are (none enforced yet: this is their first
+    // pass); the others are read, each with the rules that already enforced it (a redelivery).
+    const fresh: EventRow[] = [];
+    const unknown: number[] = [];
+    for (const id of ids) {
+      const row = this.#deps.recentEvents?.take(id);
+      if (row) fresh.push(row);
+      else unknown.push(id);
+    }
+    const read = unknown.length
+      ? mapRows<EventRow & { enforced: string[] }>(
+          events,
+          rawRows(
+            await db.execute(sql`select ${returningList(events)},
+                array(select f.rule_ref from ${enforcements} f where f.event_id = e.id) as enforced
+              from ${events} e where ${idsMatch('e.id', unknown)}`),
+          ),
+        )
+      : [];
     const enforced = new Map(read.map((e) => [e.id, e.enforced]));
-    const evs: EventRow[] = read.map(({ enforced: _, ...e }) => e);
+    const evs: EventRow[] = [...fresh, ...read.map(({ enforced: _, ...e }) => e)];
     result.events = evs.length;
     this.stats.events += evs.length;
     this.stats.batches++;

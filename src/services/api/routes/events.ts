@@ -126,7 +126,12 @@ const err = { $ref: 'ErrorBody#' };
 export function registerEventRoutes(app: ApiApp): void {
   const db = () => app.ctx.store.db;
   // Single events posted at about the same time share a transaction (services/events/intake.ts).
-  const intake = new EventIntake(app.ctx.store, { committed: () => app.ctx.outbox?.kick() });
+  const intake = new EventIntake(app.ctx.store, {
+    committed: (rows) => {
+      app.ctx.recentEvents?.remember(rows);
+      app.ctx.outbox?.kick();
+    },
+  });
   app.addHook('onClose', async () => intake.close());
 
   app.get(
@@ -219,7 +224,10 @@ export function registerEventRoutes(app: ApiApp): void {
       const rows = single
         ? [await intake.add(inputs[0]!)]
         : await app.ctx.store.transaction((tx) => createEvents(tx, inputs));
-      if (!single) app.ctx.outbox?.kick();
+      if (!single) {
+        app.ctx.recentEvents?.remember(rows);
+        app.ctx.outbox?.kick();
+      }
       const data = rows.map(eventToApi);
       return reply.code(201).send({ data: single ? data[0]! : data });
     },
