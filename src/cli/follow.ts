@@ -4,7 +4,7 @@
  * back to polling the execution and its output when the server offers no stream.
  */
 import { TERMINAL_EXECUTION_STATUSES } from '../domain/status.ts';
-import type { Execution, OutputChunk } from './api-types.ts';
+import type { Execution, OutputChunk } from '../services/api/resource-types.ts';
 import type { ApiClient } from './client.ts';
 import { ApiError, ConnectionError } from './errors.ts';
 import { readSse, SseParser } from './sse.ts';

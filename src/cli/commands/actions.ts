@@ -2,7 +2,7 @@
  * `attune action list|show`: actions, with their parameters rendered as a table.
  */
 import type { Command } from 'commander';
-import type { Action } from '../api-types.ts';
+import type { Action } from '../../services/api/resource-types.ts';
 import { act, argsOf, limitOf } from '../command.ts';
 import type { Ctx } from '../context.ts';
 import { printParams } from '../schema-view.ts';

@@ -3,7 +3,7 @@
  * filters and columns.
  */
 import type { Command } from 'commander';
-import type { Definition } from '../api-types.ts';
+import type { Definition } from '../../services/api/resource-types.ts';
 import { withLimit } from '../command.ts';
 import type { Ctx } from '../context.ts';
 import { UsageError } from '../errors.ts';

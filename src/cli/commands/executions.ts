@@ -3,7 +3,7 @@
  */
 import type { Command } from 'commander';
 import { EXECUTION_STATUSES } from '../../domain/status.ts';
-import type { Execution } from '../api-types.ts';
+import type { Execution } from '../../services/api/resource-types.ts';
 import { act, argsOf, limitOf, withLimit } from '../command.ts';
 import type { Ctx } from '../context.ts';
 import { UsageError } from '../errors.ts';

@@ -4,7 +4,7 @@
  * were not given are asked for.
  */
 import type { Command } from 'commander';
-import type { Inquiry } from '../api-types.ts';
+import type { Inquiry } from '../../services/api/resource-types.ts';
 import { act, argsOf, limitOf, withLimit } from '../command.ts';
 import type { Ctx } from '../context.ts';
 import { CliError, EXIT_FAILURE, UsageError } from '../errors.ts';

@@ -4,7 +4,7 @@
  * does not echo, so that secrets need not appear in the shell's history.
  */
 import type { Command } from 'commander';
-import type { KeyRecord } from '../api-types.ts';
+import type { KeyRecord } from '../../services/api/resource-types.ts';
 import { act, argsOf, limitOf, withLimit } from '../command.ts';
 import type { Ctx } from '../context.ts';
 import { ApiError, CliError, EXIT_FAILURE, UsageError } from '../errors.ts';

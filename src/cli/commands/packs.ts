@@ -8,7 +8,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import type { Pack } from '../api-types.ts';
+import type { Pack } from '../../services/api/resource-types.ts';
 import { act, argsOf, limitOf, withLimit } from '../command.ts';
 import type { Ctx } from '../context.ts';
 import { CliError, UsageError, withProblems } from '../errors.ts';

@@ -6,7 +6,7 @@
  * API's form (`ref`, `trigger_ref`, `action_ref`, …).
  */
 import type { Command } from 'commander';
-import type { Rule } from '../api-types.ts';
+import type { Rule } from '../../services/api/resource-types.ts';
 import { act, argsOf, limitOf } from '../command.ts';
 import type { Ctx } from '../context.ts';
 import { CliError, EXIT_FAILURE, UsageError, withProblems } from '../errors.ts';

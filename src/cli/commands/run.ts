@@ -6,7 +6,7 @@
  */
 import type { Command } from 'commander';
 import type { Ora } from 'ora';
-import type { Action, Execution, OutputChunk } from '../api-types.ts';
+import type { Action, Execution, OutputChunk } from '../../services/api/resource-types.ts';
 import { act, argsOf } from '../command.ts';
 import type { Ctx } from '../context.ts';
 import { ApiError, CliError, EXIT_FAILURE, EXIT_INTERRUPTED } from '../errors.ts';

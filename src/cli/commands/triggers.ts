@@ -3,7 +3,7 @@
  * `attune enforcement list|get`.
  */
 import type { Command } from 'commander';
-import type { Enforcement, EventRecord, Sensor, Trigger } from '../api-types.ts';
+import type { Enforcement, EventRecord, Sensor, Trigger } from '../../services/api/resource-types.ts';
 import { act, argsOf, limitOf, withLimit } from '../command.ts';
 import type { Ctx } from '../context.ts';
 import { UsageError } from '../errors.ts';

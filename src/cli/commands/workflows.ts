@@ -8,8 +8,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
+import type { Workflow } from '../../services/api/resource-types.ts';
 import type { WorkflowProblem } from '../../workflow/definition.ts';
-import type { Workflow } from '../api-types.ts';
 import { act, argsOf, limitOf } from '../command.ts';
 import type { Ctx } from '../context.ts';
 import { CliError, EXIT_FAILURE, UsageError, withProblems } from '../errors.ts';
