@@ -1,9 +1,10 @@
 /**
  * Helpers shared by the routes of pack-owned definitions (actions, workflows, triggers, sensors,
- * rules): pack lookup, ref checks, JSON-Schema checks and the common list query.
+ * rules): pack lookup, ref checks, JSON-Schema checks, the common list query and the read routes.
  */
 import { and, count, desc, eq, inArray, type SQL } from 'drizzle-orm';
 import type { PgColumn, PgTable } from 'drizzle-orm/pg-core';
+import type { Static, TSchema } from 'typebox';
 import { notFound, validationError } from '../../domain/errors.ts';
 import { schemaProblems } from '../../domain/json-schema.ts';
 import { parseRef } from '../../domain/refs.ts';
@@ -12,7 +13,16 @@ import { packs } from '../../store/schema.ts';
 import type { DefinitionsChanged } from '../rules-engine/rule-index.ts';
 import { TOPICS } from '../runtime/messages.ts';
 import type { ApiContext } from './context.ts';
-import { type DefinitionListQuery, definitionFilters, listBody, pageOf } from './http.ts';
+import {
+  Data,
+  type DefinitionListQuery,
+  definitionFilters,
+  List,
+  listBody,
+  pageOf,
+  RefParams,
+} from './http.ts';
+import type { ApiApp } from './server.ts';
 
 /** The pack named `packRef`, or a 404. */
 export async function requirePack(db: Db, packRef: string): Promise<{ id: number; ref: string }> {
@@ -139,4 +149,92 @@ export function announceDefinitionsChanged(ctx: ApiContext, payload: Definitions
   ctx.bus?.publish(TOPICS.definitionsChanged, { ...payload }).catch((err: unknown) => {
     ctx.log.warn({ err, payload }, 'could not announce a definition change; caches reload within seconds');
   });
+}
+
+/** What the read routes of one kind of definition need (see `registerDefinitionReads`). */
+export interface DefinitionReads<Row, Q extends TSchema> {
+  /** The path segment, the tag and the permission's resource. */
+  resource: 'actions' | 'workflows' | 'triggers' | 'sensors' | 'rules';
+  /** One and several of them in summaries: 'action' / 'actions', 'trigger type' / 'trigger types'. */
+  one: string;
+  many: string;
+  /** What a missing one is called in the 404 (`notFound`). */
+  kind: string;
+  /** The kind's own list filters, as the description names them (e.g. "`runner`"). */
+  filters?: string;
+  item: TSchema;
+  query: Q;
+  list(
+    q: Static<Q> & { pack?: string },
+  ): Promise<{ body<T>(map: (r: Row) => T): ReturnType<typeof listBody<T>> }>;
+  get(ref: string): Promise<Row | undefined>;
+  toApi(r: Row): unknown;
+}
+
+/**
+ * The three read routes every kind of definition has: `GET /api/v1/<resource>` (the list, with the
+ * common filters and the kind's own), `GET /api/v1/packs/{ref}/<resource>` (the same, one pack's)
+ * and `GET /api/v1/<resource>/{ref}`.
+ */
+export function registerDefinitionReads<Row, Q extends TSchema>(
+  app: ApiApp,
+  d: DefinitionReads<Row, Q>,
+): void {
+  const E = { $ref: 'ErrorBody#' };
+  const errors = { 400: E, 404: E };
+  const config = { permission: [d.resource, 'read'] as [typeof d.resource, 'read'] };
+  const tags = [d.resource];
+  const article = /^[aeiou]/.test(d.one) ? 'an' : 'a';
+  app.get(
+    `/api/v1/${d.resource}`,
+    {
+      config,
+      schema: {
+        tags,
+        summary: `List ${d.many}`,
+        description:
+          'Filters: `tags` (comma-separated, matches any), `enabled`, `search` (ref, label, description), ' +
+          `\`pack\`${d.filters ? `, ${d.filters}` : ''}. Newest first.`,
+        querystring: d.query,
+        response: { 200: List(d.item), ...errors },
+      },
+    },
+    async (req) => (await d.list(req.query as Static<Q>)).body(d.toApi),
+  );
+  app.get(
+    `/api/v1/packs/:ref/${d.resource}`,
+    {
+      config,
+      schema: {
+        tags,
+        summary: `List a pack's ${d.many}`,
+        params: RefParams,
+        querystring: d.query,
+        response: { 200: List(d.item), ...errors },
+      },
+    },
+    async (req) => {
+      const { ref } = req.params as Static<typeof RefParams>;
+      await requirePack(app.ctx.store.db, ref);
+      return (await d.list({ ...(req.query as Static<Q>), pack: ref })).body(d.toApi);
+    },
+  );
+  app.get(
+    `/api/v1/${d.resource}/:ref`,
+    {
+      config,
+      schema: {
+        tags,
+        summary: `Get ${article} ${d.one}`,
+        params: RefParams,
+        response: { 200: Data(d.item), ...errors },
+      },
+    },
+    async (req) => {
+      const { ref } = req.params as Static<typeof RefParams>;
+      const r = await d.get(ref);
+      if (!r) throw notFound(d.kind, ref);
+      return { data: d.toApi(r) };
+    },
+  );
 }

@@ -15,7 +15,7 @@ import {
   assertParamSchema,
   listDefinitions,
   packForRef,
-  requirePack,
+  registerDefinitionReads,
 } from '../definitions.ts';
 import {
   Data,
@@ -23,7 +23,6 @@ import {
   iso,
   JsonObject,
   JsonSchemaDoc,
-  List,
   Ref,
   RefParams,
   Tags,
@@ -221,58 +220,18 @@ export function registerActionRoutes(app: ApiApp): void {
   const list = (q: Static<typeof ActionListQuery>) =>
     listDefinitions<Row>(db(), actions, cols, q, q.runner ? [eq(actions.runner, q.runner)] : []);
 
-  app.get(
-    '/api/v1/actions',
-    {
-      config: { permission: ['actions', 'read'] },
-      schema: {
-        tags,
-        summary: 'List actions',
-        description:
-          'Filters: `tags` (comma-separated, matches any), `enabled`, `search` (ref, label, description), ' +
-          '`pack`, `runner`. Newest first.',
-        querystring: ActionListQuery,
-        response: { 200: List(Action), ...readErrors },
-      },
-    },
-    async (req) => (await list(req.query)).body(actionToApi),
-  );
-
-  app.get(
-    '/api/v1/packs/:ref/actions',
-    {
-      config: { permission: ['actions', 'read'] },
-      schema: {
-        tags,
-        summary: "List a pack's actions",
-        params: RefParams,
-        querystring: ActionListQuery,
-        response: { 200: List(Action), ...readErrors },
-      },
-    },
-    async (req) => {
-      await requirePack(db(), req.params.ref);
-      return (await list({ ...req.query, pack: req.params.ref })).body(actionToApi);
-    },
-  );
-
-  app.get(
-    '/api/v1/actions/:ref',
-    {
-      config: { permission: ['actions', 'read'] },
-      schema: {
-        tags,
-        summary: 'Get an action',
-        params: RefParams,
-        response: { 200: Data(Action), ...readErrors },
-      },
-    },
-    async (req) => {
-      const [r] = await db().select().from(actions).where(eq(actions.ref, req.params.ref));
-      if (!r) throw notFound('action', req.params.ref);
-      return { data: actionToApi(r) };
-    },
-  );
+  registerDefinitionReads(app, {
+    resource: 'actions',
+    one: 'action',
+    many: 'actions',
+    kind: 'action',
+    filters: '`runner`',
+    item: Action,
+    query: ActionListQuery,
+    list: list,
+    get: async (ref) => (await db().select().from(actions).where(eq(actions.ref, ref)))[0],
+    toApi: actionToApi,
+  });
 
   app.post(
     '/api/v1/actions',

@@ -15,18 +15,13 @@ import { KeyStore } from '../../keys/key-store.ts';
 import { type DryRunEvent, type DryRunRule, dryRun, loadEvent } from '../../rules-engine/dry-run.ts';
 import { criteriaTemplateProblems, paramTemplateProblems } from '../../rules-engine/template-check.ts';
 import { hasPermission } from '../auth.ts';
-import { announceDefinitionsChanged, listDefinitions, packForRef, requirePack } from '../definitions.ts';
 import {
-  Data,
-  DefinitionListQuery,
-  iso,
-  JsonObject,
-  List,
-  Ref,
-  RefParams,
-  Tags,
-  Timestamp,
-} from '../http.ts';
+  announceDefinitionsChanged,
+  listDefinitions,
+  packForRef,
+  registerDefinitionReads,
+} from '../definitions.ts';
+import { Data, DefinitionListQuery, iso, JsonObject, Ref, RefParams, Tags, Timestamp } from '../http.ts';
 import type { ApiApp } from '../server.ts';
 
 const Criteria = Type.Record(Type.String(), Type.Unknown(), {
@@ -247,40 +242,18 @@ export function registerRuleRoutes(app: ApiApp): void {
     return listDefinitions<Row>(db(), rules, cols, q, extra);
   };
 
-  app.get(
-    '/api/v1/rules',
-    {
-      config: { permission: ['rules', 'read'] },
-      schema: {
-        tags,
-        summary: 'List rules',
-        description:
-          'Filters: `tags` (comma-separated, matches any), `enabled`, `search` (ref, label, description), ' +
-          '`pack`, `trigger`, `action`. Newest first.',
-        querystring: RuleListQuery,
-        response: { 200: List(Rule), ...readErrors },
-      },
-    },
-    async (req) => (await list(req.query)).body(ruleToApi),
-  );
-
-  app.get(
-    '/api/v1/packs/:ref/rules',
-    {
-      config: { permission: ['rules', 'read'] },
-      schema: {
-        tags,
-        summary: "List a pack's rules",
-        params: RefParams,
-        querystring: RuleListQuery,
-        response: { 200: List(Rule), ...readErrors },
-      },
-    },
-    async (req) => {
-      await requirePack(db(), req.params.ref);
-      return (await list({ ...req.query, pack: req.params.ref })).body(ruleToApi);
-    },
-  );
+  registerDefinitionReads(app, {
+    resource: 'rules',
+    one: 'rule',
+    many: 'rules',
+    kind: 'rule',
+    filters: '`trigger`, `action`',
+    item: Rule,
+    query: RuleListQuery,
+    list,
+    get: async (ref) => (await db().select().from(rules).where(eq(rules.ref, ref)))[0],
+    toApi: ruleToApi,
+  });
 
   app.post(
     '/api/v1/rules/test',
@@ -340,24 +313,6 @@ export function registerRuleRoutes(app: ApiApp): void {
         decryptKeys: hasPermission(req, 'keys', 'decrypt'),
       });
       return { data };
-    },
-  );
-
-  app.get(
-    '/api/v1/rules/:ref',
-    {
-      config: { permission: ['rules', 'read'] },
-      schema: {
-        tags,
-        summary: 'Get a rule',
-        params: RefParams,
-        response: { 200: Data(Rule), ...readErrors },
-      },
-    },
-    async (req) => {
-      const [r] = await db().select().from(rules).where(eq(rules.ref, req.params.ref));
-      if (!r) throw notFound('rule', req.params.ref);
-      return { data: ruleToApi(r) };
     },
   );
 

@@ -7,18 +7,14 @@ import { and, desc, eq, inArray, sql } from 'drizzle-orm';
 import { type Static, Type } from 'typebox';
 import { conflict, notFound, unprocessable, validationError } from '../../../domain/errors.ts';
 import { rules, sensorLogs, sensorProcesses, sensors, triggers } from '../../../store/schema.ts';
-import { assertEntryPoint, listDefinitions, missingRefs, packForRef, requirePack } from '../definitions.ts';
 import {
-  Data,
-  DefinitionListQuery,
-  iso,
-  JsonObject,
-  List,
-  Ref,
-  RefParams,
-  Tags,
-  Timestamp,
-} from '../http.ts';
+  assertEntryPoint,
+  listDefinitions,
+  missingRefs,
+  packForRef,
+  registerDefinitionReads,
+} from '../definitions.ts';
+import { Data, DefinitionListQuery, iso, JsonObject, Ref, RefParams, Tags, Timestamp } from '../http.ts';
 import type { ApiApp } from '../server.ts';
 
 /** The runners a sensor process can be started with. */
@@ -197,58 +193,18 @@ export function registerSensorRoutes(app: ApiApp): void {
       );
   };
 
-  app.get(
-    '/api/v1/sensors',
-    {
-      config: { permission: ['sensors', 'read'] },
-      schema: {
-        tags,
-        summary: 'List sensors',
-        description:
-          'Filters: `tags` (comma-separated, matches any), `enabled`, `search` (ref, label, description), ' +
-          '`pack`, `trigger`. Newest first.',
-        querystring: SensorListQuery,
-        response: { 200: List(Sensor), ...readErrors },
-      },
-    },
-    async (req) => (await list(req.query)).body(sensorToApi),
-  );
-
-  app.get(
-    '/api/v1/packs/:ref/sensors',
-    {
-      config: { permission: ['sensors', 'read'] },
-      schema: {
-        tags,
-        summary: "List a pack's sensors",
-        params: RefParams,
-        querystring: SensorListQuery,
-        response: { 200: List(Sensor), ...readErrors },
-      },
-    },
-    async (req) => {
-      await requirePack(db(), req.params.ref);
-      return (await list({ ...req.query, pack: req.params.ref })).body(sensorToApi);
-    },
-  );
-
-  app.get(
-    '/api/v1/sensors/:ref',
-    {
-      config: { permission: ['sensors', 'read'] },
-      schema: {
-        tags,
-        summary: 'Get a sensor',
-        params: RefParams,
-        response: { 200: Data(Sensor), ...readErrors },
-      },
-    },
-    async (req) => {
-      const [r] = await db().select().from(sensors).where(eq(sensors.ref, req.params.ref));
-      if (!r) throw notFound('sensor', req.params.ref);
-      return { data: sensorToApi(r) };
-    },
-  );
+  registerDefinitionReads(app, {
+    resource: 'sensors',
+    one: 'sensor',
+    many: 'sensors',
+    kind: 'sensor',
+    filters: '`trigger`',
+    item: Sensor,
+    query: SensorListQuery,
+    list: list,
+    get: async (ref) => (await db().select().from(sensors).where(eq(sensors.ref, ref)))[0],
+    toApi: sensorToApi,
+  });
 
   app.post(
     '/api/v1/sensors',

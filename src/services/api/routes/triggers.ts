@@ -3,18 +3,8 @@ import { eq, sql } from 'drizzle-orm';
 import { type Static, Type } from 'typebox';
 import { conflict, notFound } from '../../../domain/errors.ts';
 import { triggers } from '../../../store/schema.ts';
-import { assertJsonSchema, listDefinitions, packForRef, requirePack } from '../definitions.ts';
-import {
-  Data,
-  DefinitionListQuery,
-  iso,
-  JsonSchemaDoc,
-  List,
-  Ref,
-  RefParams,
-  Tags,
-  Timestamp,
-} from '../http.ts';
+import { assertJsonSchema, listDefinitions, packForRef, registerDefinitionReads } from '../definitions.ts';
+import { Data, DefinitionListQuery, iso, JsonSchemaDoc, Ref, RefParams, Tags, Timestamp } from '../http.ts';
 import type { ApiApp } from '../server.ts';
 
 const Trigger = Type.Object({
@@ -86,57 +76,17 @@ const errors = { 400: { $ref: 'ErrorBody#' }, 404: { $ref: 'ErrorBody#' } };
 export function registerTriggerRoutes(app: ApiApp): void {
   const db = () => app.ctx.store.db;
 
-  app.get(
-    '/api/v1/triggers',
-    {
-      config: { permission: ['triggers', 'read'] },
-      schema: {
-        tags,
-        summary: 'List trigger types',
-        querystring: DefinitionListQuery,
-        response: { 200: List(Trigger) },
-      },
-    },
-    async (req) => (await listDefinitions<Row>(db(), triggers, cols, req.query)).body(triggerToApi),
-  );
-
-  app.get(
-    '/api/v1/packs/:ref/triggers',
-    {
-      config: { permission: ['triggers', 'read'] },
-      schema: {
-        tags,
-        summary: "List a pack's trigger types",
-        params: RefParams,
-        querystring: DefinitionListQuery,
-        response: { 200: List(Trigger), ...errors },
-      },
-    },
-    async (req) => {
-      await requirePack(db(), req.params.ref);
-      return (await listDefinitions<Row>(db(), triggers, cols, { ...req.query, pack: req.params.ref })).body(
-        triggerToApi,
-      );
-    },
-  );
-
-  app.get(
-    '/api/v1/triggers/:ref',
-    {
-      config: { permission: ['triggers', 'read'] },
-      schema: {
-        tags,
-        summary: 'Get a trigger type',
-        params: RefParams,
-        response: { 200: Data(Trigger), ...errors },
-      },
-    },
-    async (req) => {
-      const [r] = await db().select().from(triggers).where(eq(triggers.ref, req.params.ref));
-      if (!r) throw notFound('trigger', req.params.ref);
-      return { data: triggerToApi(r) };
-    },
-  );
+  registerDefinitionReads(app, {
+    resource: 'triggers',
+    one: 'trigger type',
+    many: 'trigger types',
+    kind: 'trigger',
+    item: Trigger,
+    query: DefinitionListQuery,
+    list: (q) => listDefinitions<Row>(db(), triggers, cols, q),
+    get: async (ref) => (await db().select().from(triggers).where(eq(triggers.ref, ref)))[0],
+    toApi: triggerToApi,
+  });
 
   app.post(
     '/api/v1/triggers',

@@ -29,7 +29,7 @@ import {
   assertParamSchema,
   listDefinitions,
   packForRef,
-  requirePack,
+  registerDefinitionReads,
 } from '../definitions.ts';
 import {
   Data,
@@ -37,7 +37,6 @@ import {
   iso,
   JsonObject,
   JsonSchemaDoc,
-  List,
   parseIsoTime,
   Ref,
   RefParams,
@@ -669,60 +668,17 @@ async function workflowSource(
 export function registerWorkflowRoutes(app: ApiApp): void {
   const db = () => app.ctx.store.db;
 
-  app.get(
-    '/api/v1/workflows',
-    {
-      config: { permission: ['workflows', 'read'] },
-      schema: {
-        tags,
-        summary: 'List workflows',
-        description:
-          'Filters: `tags` (comma-separated, matches any), `enabled`, `search` (ref, label, description), ' +
-          '`pack`. Newest first.',
-        querystring: DefinitionListQuery,
-        response: { 200: List(Workflow), ...readErrors },
-      },
-    },
-    async (req) => (await listDefinitions<Row>(db(), workflows, cols, req.query)).body(workflowToApi),
-  );
-
-  app.get(
-    '/api/v1/packs/:ref/workflows',
-    {
-      config: { permission: ['workflows', 'read'] },
-      schema: {
-        tags,
-        summary: "List a pack's workflows",
-        params: RefParams,
-        querystring: DefinitionListQuery,
-        response: { 200: List(Workflow), ...readErrors },
-      },
-    },
-    async (req) => {
-      await requirePack(db(), req.params.ref);
-      return (await listDefinitions<Row>(db(), workflows, cols, { ...req.query, pack: req.params.ref })).body(
-        workflowToApi,
-      );
-    },
-  );
-
-  app.get(
-    '/api/v1/workflows/:ref',
-    {
-      config: { permission: ['workflows', 'read'] },
-      schema: {
-        tags,
-        summary: 'Get a workflow',
-        params: RefParams,
-        response: { 200: Data(Workflow), ...readErrors },
-      },
-    },
-    async (req) => {
-      const [r] = await db().select().from(workflows).where(eq(workflows.ref, req.params.ref));
-      if (!r) throw notFound('workflow', req.params.ref);
-      return { data: workflowToApi(r) };
-    },
-  );
+  registerDefinitionReads(app, {
+    resource: 'workflows',
+    one: 'workflow',
+    many: 'workflows',
+    kind: 'workflow',
+    item: Workflow,
+    query: DefinitionListQuery,
+    list: (q) => listDefinitions<Row>(db(), workflows, cols, q),
+    get: async (ref) => (await db().select().from(workflows).where(eq(workflows.ref, ref)))[0],
+    toApi: workflowToApi,
+  });
 
   app.post(
     '/api/v1/workflows',
