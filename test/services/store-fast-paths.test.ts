@@ -4,18 +4,16 @@
  * written without the query builder. What they return must be exactly what the query builder and
  * `PGlite.query` return.
  */
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openStore, type Store } from '../../src/store/database.ts';
+import type { Store } from '../../src/store/database.ts';
 import { fastPglite, toText } from '../../src/store/pglite-client.ts';
 import { insertRows } from '../../src/store/repositories/bulk.ts';
 import { IllegalTransitionError, transitionExecutions } from '../../src/store/repositories/executions.ts';
 import { events, executions, outbox, packs, triggers } from '../../src/store/schema.ts';
-import { createTestDatabase, probePostgres } from '../support/postgres.ts';
+import { probePostgres } from '../support/postgres.ts';
+import { openTestStore } from '../support/store.ts';
 
 const pgDown = await probePostgres();
 if (pgDown && process.env.CI === 'true') throw new Error(`PostgreSQL unreachable under CI=true: ${pgDown}`);
@@ -109,47 +107,14 @@ describe('the PGlite client', () => {
   });
 });
 
-function stores(): { kind: string; open: () => Promise<{ store: Store; dispose: () => Promise<void> }> }[] {
-  const list = [
-    {
-      kind: 'pglite',
-      open: async () => {
-        const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'attune-fast-'));
-        const store = await openStore({ pgliteDir: path.join(dir, 'db') });
-        return {
-          store,
-          dispose: async () => {
-            await store.close();
-            fs.rmSync(dir, { recursive: true, force: true });
-          },
-        };
-      },
-    },
-  ];
-  if (!pgDown)
-    list.push({
-      kind: 'postgres',
-      open: async () => {
-        const db = await createTestDatabase();
-        const store = await openStore({ databaseUrl: db.url, poolSize: 2 });
-        return {
-          store,
-          dispose: async () => {
-            await store.close();
-            await db.drop();
-          },
-        };
-      },
-    });
-  return list;
-}
+const backends: ('pglite' | 'postgres')[] = pgDown ? ['pglite'] : ['pglite', 'postgres'];
 
-for (const backend of stores()) {
-  describe(`bulk statements on ${backend.kind}`, () => {
+for (const backend of backends) {
+  describe(`bulk statements on ${backend}`, () => {
     let store: Store;
     let dispose: () => Promise<void>;
     beforeAll(async () => {
-      ({ store, dispose } = await backend.open());
+      ({ store, close: dispose } = await openTestStore(backend));
       const [pack] = await store.db
         .insert(packs)
         .values({ ref: 'fp', label: 'fp', version: '1.0.0', source: { type: 'api' } })

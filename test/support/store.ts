@@ -3,11 +3,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { openStore, type Store } from '../../src/store/database.ts';
-import { BACKEND } from './backend.ts';
+import { BACKEND, type Backend } from './backend.ts';
 import { createTestDatabase } from './postgres.ts';
 
-export async function openTestStore(): Promise<{ store: Store; close: () => Promise<void> }> {
-  if (BACKEND === 'postgres') {
+export async function openTestStore(
+  backend: Backend = BACKEND,
+): Promise<{ store: Store; close: () => Promise<void> }> {
+  if (backend === 'postgres') {
     const db = await createTestDatabase();
     const store = await openStore({ databaseUrl: db.url, poolSize: 4 });
     return {

@@ -4,6 +4,8 @@
  * (/api-spec/openapi.json); a test checks that every endpoint the UI's client calls exists there.
  */
 
+import type { GraphEdge, GraphNode } from '../../workflow/graph.ts';
+
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 export type JsonObject = Record<string, unknown>;
 
@@ -392,28 +394,8 @@ export interface TaskRun {
   duration_ms?: number | null;
 }
 
-export interface GraphNode {
-  id: string;
-  action: string;
-  description: string | null;
-  start: boolean;
-  join: 'all' | number | null;
-  with_items: boolean;
-  concurrency: number | null;
-  retry: number | null;
-  timeout: number | null;
-  delay: number | null;
-}
-export interface GraphEdge {
-  id: string;
-  from: string;
-  to: string | null;
-  special: 'fail' | 'noop' | 'retry' | null;
-  transition: number;
-  condition: string | null;
-  label: string;
-  publish: string[];
-}
+// The nodes and edges of a workflow's graph are the engine's own.
+export type { GraphEdge, GraphNode };
 export interface ItemProgress {
   total: number;
   done?: number;

@@ -38,6 +38,7 @@ import {
   insertStatement,
   mapRows,
   rawRows,
+  valuesMatch,
 } from '../../store/repositories/bulk.ts';
 import { type ExecutionRow, transitionExecution } from '../../store/repositories/executions.ts';
 import {
@@ -485,9 +486,7 @@ export class RunContext {
     const existing = new Set(
       rawRows(
         await tx.execute(
-          keys.length === 1
-            ? sql`select run_key from "workflow_task_runs" where workflow_execution_id = ${this.wf.id} and run_key = ${keys[0]}`
-            : sql`select run_key from "workflow_task_runs" where workflow_execution_id = ${this.wf.id} and run_key = any(${sql.param(keys)}::text[])`,
+          sql`select run_key from "workflow_task_runs" where workflow_execution_id = ${this.wf.id} and ${valuesMatch('run_key', keys, 'text')}`,
         ),
       ).map((r) => String(r.run_key)),
     );
@@ -913,21 +912,9 @@ export class RunContext {
         executionId: start?.executionId ?? null,
       });
     }
-    // Started runs whose slot did not change afterwards (not expected; stored all the same).
-    for (const r of started.values())
-      rows.push({
-        workflowExecutionId: r.workflowExecutionId,
-        taskName: r.taskName,
-        runKey: r.runKey,
-        itemIndex: r.itemIndex ?? null,
-        attempt: r.attempt ?? 1,
-        status: r.status,
-        input: r.input ?? null,
-        result: null,
-        startedAt: r.startedAt ?? null,
-        finishedAt: null,
-        executionId: r.executionId ?? null,
-      });
+    // Started runs whose slot did not change afterwards (not expected; stored all the same). They
+    // have the same columns: `insertStatement` reads each row by column.
+    rows.push(...started.values());
     started.clear();
     return { rows, current };
   }

@@ -103,9 +103,18 @@ export function returningList(table: PgTable, keys?: readonly string[]): SQL {
  * of the hot path touch one row.
  */
 export function idsMatch(column: string, ids: readonly number[]): SQL {
-  return ids.length === 1
-    ? sql`${sql.raw(column)} = ${ids[0]}`
-    : sql`${sql.raw(column)} = any(${sql.param([...ids])}::bigint[])`;
+  return valuesMatch(column, ids, 'bigint');
+}
+
+/** `idsMatch` for values of another type (`text` run keys, say). */
+export function valuesMatch(
+  column: string,
+  values: readonly (number | string)[],
+  type: 'bigint' | 'text',
+): SQL {
+  return values.length === 1
+    ? sql`${sql.raw(column)} = ${values[0]}`
+    : sql`${sql.raw(column)} = any(${sql.param([...values])}::${sql.raw(type)}[])`;
 }
 
 /** A constant word (a status and the like) as an SQL literal; only lower-case words are taken. */
