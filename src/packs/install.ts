@@ -134,7 +134,7 @@ export async function installPack(
       mayUpgrade: req.mayUpgrade,
       move: true,
     });
-    void ctx.audit({
+    await ctx.audit({
       action: 'pack.install',
       actor: req.actor,
       resourceType: 'packs',
@@ -154,7 +154,7 @@ export async function installPack(
     });
     return outcome;
   } catch (e) {
-    void ctx.audit({
+    await ctx.audit({
       action: 'pack.install',
       outcome: 'failure',
       actor: req.actor,

@@ -183,7 +183,7 @@ export function installAuth(app: FastifyInstance, ctx: ApiContext, loader: Princ
     if (!req.principal) throw unauthorized();
     const perm = cfg?.permission;
     if (perm && !checkPermission(req.principal.grants, perm[0], perm[1])) {
-      void ctx.audit({
+      await ctx.audit({
         action: 'rbac.denied',
         outcome: 'denied',
         actor: req.principal.login,

@@ -136,7 +136,7 @@ export function registerApiKeyRoutes(app: ApiApp): void {
   }
 
   const audit = (req: FastifyRequest, action: string, j: Joined) =>
-    void app.ctx.audit({
+    app.ctx.audit({
       action,
       actor: req.principal?.login,
       resourceType: 'api_keys',
@@ -205,7 +205,7 @@ export function registerApiKeyRoutes(app: ApiApp): void {
         return r!;
       });
       const j = { key: row, login: target.login };
-      audit(req, 'api_key.create', j);
+      await audit(req, 'api_key.create', j);
       return reply.code(201).send({ data: { ...toApi(j), key: made.key } });
     },
   );
@@ -291,7 +291,7 @@ export function registerApiKeyRoutes(app: ApiApp): void {
         .where(and(eq(apiKeys.id, j.key.id), isNull(apiKeys.revokedAt)))
         .returning();
       const out = { key: r ?? (await select(eq(apiKeys.id, j.key.id)))[0]!.key, login: j.login };
-      if (r) audit(req, 'api_key.revoke', out);
+      if (r) await audit(req, 'api_key.revoke', out);
       return { data: toApi(out) };
     },
   );
@@ -311,7 +311,7 @@ export function registerApiKeyRoutes(app: ApiApp): void {
     async (req, reply) => {
       const j = await ownedOrDeletable(req, req.params.id);
       await db().delete(apiKeys).where(eq(apiKeys.id, j.key.id));
-      audit(req, 'api_key.delete', j);
+      await audit(req, 'api_key.delete', j);
       return reply.code(204).send(null);
     },
   );

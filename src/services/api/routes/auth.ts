@@ -90,11 +90,11 @@ export function registerAuthRoutes(app: ApiApp): void {
   const limiter = new RateLimiter(app.ctx.config.loginRateLimit, 60_000);
 
   /** Counts one password attempt from the client's address; 429 with Retry-After when over. */
-  function takeAttempt(req: FastifyRequest, actor: string | undefined): void {
+  async function takeAttempt(req: FastifyRequest, actor: string | undefined): Promise<void> {
     const d = limiter.hit(req.ip);
     if (d.allowed) return;
     if (d.firstRefusal)
-      void app.ctx.audit({
+      await app.ctx.audit({
         action: 'auth.login_failed',
         outcome: 'denied',
         actor: actor ?? null,
@@ -140,7 +140,7 @@ export function registerAuthRoutes(app: ApiApp): void {
     },
     async (req) => {
       const { login, password } = req.body;
-      takeAttempt(req, login);
+      await takeAttempt(req, login);
       const [ident] = await db().select().from(identities).where(eq(identities.login, login));
       // Always run one argon2 verification, against a dummy hash when there is nothing to verify.
       const verified = await verifyPassword(ident?.passwordHash ?? (await getDummyHash()), password);
@@ -154,7 +154,7 @@ export function registerAuthRoutes(app: ApiApp): void {
               ? 'disabled'
               : undefined;
       if (!ident || reason) {
-        void app.ctx.audit({
+        await app.ctx.audit({
           action: 'auth.login_failed',
           outcome: 'failure',
           actor: login,
@@ -169,7 +169,7 @@ export function registerAuthRoutes(app: ApiApp): void {
       await db()
         .delete(refreshTokens)
         .where(and(eq(refreshTokens.identityId, ident.id), lt(refreshTokens.expiresAt, sql`now()`)));
-      void app.ctx.audit({ action: 'auth.login', actor: ident.login, ip: req.ip, requestId: req.id });
+      await app.ctx.audit({ action: 'auth.login', actor: ident.login, ip: req.ip, requestId: req.id });
       return { data: await issueTokens(ident.id, ident.login) };
     },
   );
@@ -214,7 +214,7 @@ export function registerAuthRoutes(app: ApiApp): void {
             .select({ login: identities.login })
             .from(identities)
             .where(eq(identities.id, old.identityId));
-          void app.ctx.audit({
+          await app.ctx.audit({
             action: 'auth.refresh_reused',
             outcome: 'denied',
             actor: who?.login ?? null,
@@ -270,7 +270,7 @@ export function registerAuthRoutes(app: ApiApp): void {
           .returning({ id: refreshTokens.id });
         ended = rows.length;
       }
-      void app.ctx.audit({
+      await app.ctx.audit({
         action: 'auth.logout',
         actor: me.login,
         ip: req.ip,
@@ -329,9 +329,9 @@ export function registerAuthRoutes(app: ApiApp): void {
         throw conflict('a service account has no password; it authenticates with API keys', {
           kind: row.kind,
         });
-      takeAttempt(req, me.login);
+      await takeAttempt(req, me.login);
       if (!(await verifyPassword(row.passwordHash, b.current_password))) {
-        void app.ctx.audit({
+        await app.ctx.audit({
           action: 'auth.password_change_failed',
           outcome: 'failure',
           actor: me.login,
@@ -355,7 +355,12 @@ export function registerAuthRoutes(app: ApiApp): void {
           .where(eq(identities.id, row.id));
         await revokeRefreshTokens(tx, row.id);
       });
-      void app.ctx.audit({ action: 'auth.password_changed', actor: me.login, ip: req.ip, requestId: req.id });
+      await app.ctx.audit({
+        action: 'auth.password_changed',
+        actor: me.login,
+        ip: req.ip,
+        requestId: req.id,
+      });
       return { data: await issueTokens(row.id, row.login) };
     },
   );

@@ -160,7 +160,7 @@ const E = { $ref: 'ErrorBody#' };
 export function registerIdentityRoutes(app: ApiApp): void {
   const db = () => app.ctx.store.db;
   const audit = (req: FastifyRequest, action: string, ref: string, details: Record<string, unknown> = {}) =>
-    void app.ctx.audit({
+    app.ctx.audit({
       action,
       actor: req.principal?.login,
       resourceType: 'identities',
@@ -304,7 +304,7 @@ export function registerIdentityRoutes(app: ApiApp): void {
           await tx.insert(identityRoles).values(rs.map((x) => ({ identityId: r.id, roleId: x.id })));
         return r;
       });
-      audit(req, 'identity.create', row.login, { kind, roles: rs.map((r) => r.name) });
+      await audit(req, 'identity.create', row.login, { kind, roles: rs.map((r) => r.name) });
       return reply.code(201).send({ data: identityToApi(row, rs.map((r) => r.name).sort()) });
     },
   );
@@ -369,7 +369,7 @@ export function registerIdentityRoutes(app: ApiApp): void {
         return r;
       });
       app.ctx.principals.invalidate();
-      audit(req, 'identity.update', row.login, {
+      await audit(req, 'identity.update', row.login, {
         fields: Object.keys(b).sort(),
         ...(rs && { roles: rs.map((r) => r.name).sort() }),
         ...(b.disabled !== undefined && { disabled: b.disabled }),
@@ -407,7 +407,7 @@ export function registerIdentityRoutes(app: ApiApp): void {
         await tx.delete(keys).where(and(eq(keys.scope, 'user'), eq(keys.owner, cur.login)));
       });
       app.ctx.principals.invalidate();
-      audit(req, 'identity.delete', cur.login, { kind: cur.kind });
+      await audit(req, 'identity.delete', cur.login, { kind: cur.kind });
       return reply.code(204).send(null);
     },
   );

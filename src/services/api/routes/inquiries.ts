@@ -208,7 +208,7 @@ export function registerInquiryRoutes(app: ApiApp): void {
       const p = req.principal!;
       const id = req.params.id;
       const audit = (outcome: 'success' | 'failure' | 'denied', details: Record<string, unknown> = {}) =>
-        void app.ctx.audit({
+        app.ctx.audit({
           action: 'inquiry.respond',
           outcome,
           actor: p.login,
@@ -223,12 +223,12 @@ export function registerInquiryRoutes(app: ApiApp): void {
           login: p.login,
           roles: p.roles,
         });
-        audit('success');
+        await audit('success');
         return { data: inquiryToApi(row, p) };
       } catch (e) {
         const code = (e as { code?: unknown }).code;
-        if (code === 'FORBIDDEN') audit('denied');
-        else if (code === 'CONFLICT') audit('failure', { error: code });
+        if (code === 'FORBIDDEN') await audit('denied');
+        else if (code === 'CONFLICT') await audit('failure', { error: code });
         throw e;
       }
     },

@@ -296,7 +296,7 @@ export function registerPackRoutes(app: ApiApp): void {
         .onConflictDoNothing()
         .returning();
       if (!r) throw conflict(`pack '${b.ref}' already exists`, { ref: b.ref });
-      void app.ctx.audit({
+      await app.ctx.audit({
         action: 'pack.create',
         actor: req.principal?.login,
         resourceType: 'packs',
@@ -350,7 +350,7 @@ export function registerPackRoutes(app: ApiApp): void {
           .returning();
         return r!;
       });
-      void app.ctx.audit({
+      await app.ctx.audit({
         action: 'pack.update',
         actor: req.principal?.login,
         resourceType: 'packs',
@@ -434,7 +434,7 @@ export function registerPackRoutes(app: ApiApp): void {
       } catch (err) {
         req.log.warn({ err, pack: ref }, 'could not remove the files of the uninstalled pack');
       }
-      void app.ctx.audit({
+      await app.ctx.audit({
         action: 'pack.uninstall',
         actor: req.principal?.login,
         resourceType: 'packs',

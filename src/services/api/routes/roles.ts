@@ -237,7 +237,7 @@ export function registerRoleRoutes(app: ApiApp): void {
         .onConflictDoNothing()
         .returning();
       if (!r) throw conflict(`role '${b.name}' already exists`, { name: b.name });
-      void app.ctx.audit({
+      await app.ctx.audit({
         action: 'role.create',
         actor: req.principal?.login,
         resourceType: 'roles',
@@ -283,7 +283,7 @@ export function registerRoleRoutes(app: ApiApp): void {
         .returning();
       if (!r) throw notFound('role', req.params.name);
       app.ctx.principals.invalidate();
-      void app.ctx.audit({
+      await app.ctx.audit({
         action: 'role.update',
         actor: req.principal?.login,
         resourceType: 'roles',
@@ -332,7 +332,7 @@ export function registerRoleRoutes(app: ApiApp): void {
         return held.map((h) => h.login);
       });
       app.ctx.principals.invalidate();
-      void app.ctx.audit({
+      await app.ctx.audit({
         action: 'role.delete',
         actor: req.principal?.login,
         resourceType: 'roles',
