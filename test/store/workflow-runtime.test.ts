@@ -19,7 +19,15 @@ import {
   respondInquiry,
   resumeWorkflow,
 } from '../../src/services/workflows/index.ts';
-import { executions, inquiries, keys, packs, workflows, workflowTimers } from '../../src/store/schema.ts';
+import {
+  executions,
+  inquiries,
+  keys,
+  packs,
+  workflows,
+  workflowTaskRuns,
+  workflowTimers,
+} from '../../src/store/schema.ts';
 import { describeBackend } from '../support/backend.ts';
 import { cipher, sleep } from './runtime-fixture.ts';
 import { WorkflowRuntime } from './workflow-runtime-support.ts';
@@ -387,6 +395,51 @@ describeBackend('workflows at run time', () => {
     expect((await w.finish(id)).status).toBe('succeeded');
     expect(await w.childrenOf(id, 'first')).toHaveLength(1);
     expect((await w.childrenOf(id, 'second')).map((k) => k.id)).toEqual([second!.id]);
+  });
+
+  it('never starts a task run whose run key is already stored; its stored run carries the task', async () => {
+    await w.workflow('wt.twice', {
+      tasks: [
+        {
+          name: 'first',
+          action: 'core.local',
+          input: { cmd: 'sleep 0.4' },
+          next: [{ do: ['second', 'third'] }],
+        },
+        { name: 'second', action: 'core.echo', input: { message: 'two' } },
+        { name: 'third', action: 'core.noop', next: [{ do: 'fourth' }] },
+        { name: 'fourth', action: 'core.noop' },
+      ],
+    });
+    const id = await w.run('wt.twice');
+    await w.rt.until('first started', async () => (await w.childrenOf(id, 'first')).length > 0 || undefined);
+    // A run of `second` already stored with its execution, as if an earlier advance had started it.
+    const earlier = await w.store.transaction(async (tx) => {
+      const row = await requestExecution(tx, cipher, {
+        actionRef: 'core.echo',
+        parameters: { message: 'earlier' },
+        parentId: id,
+        taskName: 'second',
+        context: { workflow_run_key: 'second#1', workflow_task: 'second' },
+      });
+      await tx.insert(workflowTaskRuns).values({
+        workflowExecutionId: id,
+        taskName: 'second',
+        runKey: 'second#1',
+        attempt: 1,
+        status: 'running',
+        executionId: row.id,
+      });
+      return row;
+    });
+    w.rt.relay.kick();
+    const row = await w.finish(id);
+    expect(row.status).toBe('succeeded');
+    // The advance that asked for `second` created nothing for it; the stored run's execution ended it.
+    expect((await w.childrenOf(id, 'second')).map((k) => k.id)).toEqual([earlier.id]);
+    expect(await w.childrenOf(id, 'fourth')).toHaveLength(1);
+    const second = (await w.taskRuns(id)).filter((r) => r.taskName === 'second');
+    expect(second).toEqual([expect.objectContaining({ executionId: earlier.id, status: 'succeeded' })]);
   });
 
   it('recovers a completion that never reached its workflow', async () => {

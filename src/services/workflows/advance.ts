@@ -10,7 +10,10 @@
  *    its `workflow_task_runs` row (written with the other changed runs when the state is stored) —
  *    a run key already in `workflow_task_runs` is not started again. A start that cannot happen
  *    (unknown or disabled action, parameters that do not fit) fails the task with the reason, as a
- *    task failure the workflow can handle. A task whose action needs no worker (`noop`, no
+ *    task failure the workflow can handle. The run-key check costs no statement of its own: the
+ *    statement that stores the state counts the started keys that were stored before it, and a
+ *    clash rolls the transaction back; its retry checks first and skips them (see `checkStartsOf`).
+ *    A task whose action needs no worker (`noop`, no
  *    concurrency policy) runs here when the host allows it: created `succeeded` with its follow-up
  *    done (`finishInline`) — nobody could see it running, as it ends in this same transaction — and
  *    its completion applied in a transaction of its own after this one: each step of a chain is
@@ -179,6 +182,13 @@ export class Effects {
   }
 }
 
+/**
+ * Workflow runs whose last advance found a run key it had started already stored (the engine asked
+ * twice for one run): their next advance looks the keys up before creating anything and skips those
+ * stored. Otherwise the check rides on the statement that stores the state (see `persist`).
+ */
+const checkStartsOf = new Set<number>();
+
 /** The run was changed by someone else between the read and the write: start over. */
 export class AdvanceConflict extends Error {
   constructor(id: number) {
@@ -342,6 +352,8 @@ export class RunContext {
    * task runs that changed, in the one statement of `persistTaskRuns`.
    */
   private readonly startedRuns = new Map<string, TaskRunRow>();
+  /** Run keys started by this transaction without looking them up first: `persist` checks them. */
+  private readonly unchecked = new Set<string>();
   /** Timer changes, applied at persist: due time, `cancel` or `fired`. */
   private readonly timers = new Map<string, { due: Date } | 'cancel' | 'fired'>();
   private dropTimers = false;
@@ -477,24 +489,43 @@ export class RunContext {
     });
   }
 
+  /** Which of `keys` this workflow run has stored task runs of. */
+  private async storedRunKeys(keys: readonly string[]): Promise<Set<string>> {
+    // Written directly rather than with the query builder: building it cost more than running it.
+    const rows = rawRows(
+      await this.tx.execute(
+        sql`select run_key from "workflow_task_runs" where workflow_execution_id = ${this.wf.id} and ${valuesMatch('run_key', keys, 'text')}`,
+      ),
+    );
+    return new Set(rows.map((r) => String(r.run_key)));
+  }
+
+  /**
+   * A run key started here was stored before this transaction: remember to look first, and start
+   * over (the retry skips it). Nothing of this transaction is kept.
+   */
+  private startedTwice(keys: Iterable<string>): never {
+    checkStartsOf.add(this.wf.id);
+    this.env.log.warn(
+      { workflow_execution_id: this.wf.id, run_keys: [...keys] },
+      'workflow task run started again; starting over and skipping it',
+    );
+    throw new AdvanceConflict(this.wf.id);
+  }
+
   /** Creates the child executions of `start_task` and `create_inquiry` commands, in bulk. */
   private async startChildren(starts: StartCmd[], asks: AskCmd[], followUps: WorkflowEvent[]): Promise<void> {
     const tx = this.tx;
     this.live = null;
     const keys = [...starts.map((c) => c.runKey), ...asks.map((c) => c.runKey)];
-    // Written directly rather than with the query builder: building it cost more than running it.
-    const existing = new Set(
-      rawRows(
-        await tx.execute(
-          sql`select run_key from "workflow_task_runs" where workflow_execution_id = ${this.wf.id} and ${valuesMatch('run_key', keys, 'text')}`,
-        ),
-      ).map((r) => String(r.run_key)),
-    );
+    const lookFirst = checkStartsOf.delete(this.wf.id);
+    const existing = lookFirst ? await this.storedRunKeys(keys) : new Set<string>();
     for (const k of existing)
       this.env.log.warn(
         { workflow_execution_id: this.wf.id, run_key: k },
         'workflow task run already started; not starting it again',
       );
+    if (!lookFirst) for (const k of keys) this.unchecked.add(k);
     const refs = [...new Set([...starts.map((c) => c.action), ...asks.map((c) => c.action)])];
     const acts = this.env.actions
       ? await this.env.actions.getMany(refs, tx)
@@ -855,7 +886,13 @@ export class RunContext {
     const tx = this.tx;
     const doc = sealState(this.env.cipher, this.open);
     const { rows, current } = this.taskRunRows();
+    const unchecked = [...this.unchecked];
+    this.unchecked.clear();
     if ('insert' in how) {
+      if (unchecked.length) {
+        const stored = await this.storedRunKeys(unchecked);
+        if (stored.size) this.startedTwice(stored);
+      }
       await tx.insert(workflowRuns).values({
         executionId: this.wf.id,
         workflowRef: how.insert.workflowRef,
@@ -872,14 +909,28 @@ export class RunContext {
         rows.length > 0 && rows.length <= 5000
           ? insertStatement(workflowTaskRuns, rows, TASK_RUN_UPSERT)
           : null;
-      if (!runs) await insertRows(tx, workflowTaskRuns, rows, TASK_RUN_UPSERT);
-      const done = rawRows(
+      if (!runs) {
+        if (unchecked.length) {
+          const stored = await this.storedRunKeys(unchecked);
+          if (stored.size) this.startedTwice(stored);
+        }
+        await insertRows(tx, workflowTaskRuns, rows, TASK_RUN_UPSERT);
+      }
+      // The started keys stored before this statement (its parts all see the rows as they were
+      // when it began, not what its own `runs` writes).
+      const clashes =
+        runs && unchecked.length
+          ? sql`, array(select run_key from "workflow_task_runs" where workflow_execution_id = ${this.wf.id} and ${valuesMatch('run_key', unchecked, 'text')}) as clashes`
+          : sql``;
+      const [done] = rawRows(
         await tx.execute(sql`${runs ? sql`with runs as (${runs}) ` : sql``}update "workflow_runs"
             set "state" = ${JSON.stringify(doc)}::json, "status" = ${this.state.status},
                 "version" = ${how.version + 1}, "updated_at" = now()
-          where "execution_id" = ${this.wf.id} and "version" = ${how.version} returning "version"`),
+          where "execution_id" = ${this.wf.id} and "version" = ${how.version} returning "version"${clashes}`),
       );
-      if (!done.length) throw new AdvanceConflict(this.wf.id);
+      if (!done) throw new AdvanceConflict(this.wf.id);
+      const clashed = done.clashes as string[] | undefined;
+      if (clashed?.length) this.startedTwice(clashed);
     }
     await this.persistEnded(current);
     await this.persistTimers();
