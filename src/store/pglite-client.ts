@@ -9,10 +9,15 @@
  *
  * Parameters are sent as text with unspecified types (PostgreSQL infers them from the statement), the
  * way node-postgres sends them: the server-mode driver already works like that, so both stores see the
- * same typing rules. Results are parsed by PGlite's own parsers, so rows are exactly what
+ * same typing rules. Column values are converted by PGlite's own parsers, so rows are exactly what
  * `PGlite.query` returns. Everything else (transactions, `exec`, closing) is PGlite's.
+ *
+ * The wire messages are written and read by `wire.ts`, with Node's native string coding: PGlite's
+ * protocol code measures and copies strings a character at a time, which cost as much as running
+ * the statement when it carries a workflow's state document.
  */
 import { type PGlite, protocol, type Results, type Transaction } from '@electric-sql/pglite';
+import { bindMessage, closeMessage, DESCRIBE_EXECUTE_SYNC, parseMessage, readResponse } from './wire.ts';
 
 /** Prepared statements kept (least recently used ones are closed beyond this). */
 const MAX_PREPARED = 400;
@@ -29,21 +34,11 @@ interface PgliteInternals {
   parsers: Record<number, (value: string, typeId?: number) => unknown>;
 }
 
-type DbError = Error & { query?: string; params?: unknown[]; queryOptions?: unknown };
-
-const S = protocol.serialize;
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
+type DbError = InstanceType<typeof protocol.messages.DatabaseError> & {
+  query?: string;
+  params?: unknown[];
+  queryOptions?: unknown;
+};
 
 /** An element of a PostgreSQL array literal. */
 function arrayItem(v: unknown): string {
@@ -105,8 +100,8 @@ export class StatementCache {
   }
 
   /** Close messages for statements evicted since the last call. */
-  takeCloses(): Uint8Array[] {
-    return this.toClose.splice(0).map((name) => S.close({ type: 'S', name }));
+  takeCloses(): Buffer[] {
+    return this.toClose.splice(0).map(closeMessage);
   }
 }
 
@@ -122,41 +117,32 @@ async function runStatement(
   const values = (params ?? []).map(toText);
   const slot = cache.lookup(text);
   const parts = cache.takeCloses();
-  if (slot && !slot.prepared) parts.push(S.parse({ name: slot.name, text }));
-  else if (!slot) parts.push(S.parse({ text }));
-  parts.push(
-    S.bind({ statement: slot?.name ?? '', values }),
-    S.describe({ type: 'P' }),
-    S.execute({}),
-    S.sync(),
+  if (slot && !slot.prepared) parts.push(parseMessage(slot.name, text));
+  else if (!slot) parts.push(parseMessage('', text));
+  parts.push(bindMessage(slot?.name ?? '', values), DESCRIBE_EXECUTE_SYNC);
+  const chunks: Buffer[] = [];
+  await pg.execProtocolRawStream(Buffer.concat(parts), {
+    syncToFs: false,
+    // A view of the database's memory, valid during the call only.
+    onRawData: (chunk) => chunks.push(Buffer.from(chunk)),
+  });
+  const res = readResponse(
+    chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks),
+    protocol.messages.DatabaseError,
   );
-  const { messages } = await pg.execProtocol(concat(parts), { syncToFs: false, throwOnError: false });
-  if (slot && !slot.prepared && messages.some((m) => m.name === 'parseComplete'))
-    cache.remember(text, slot.name);
-  const failure = messages.find((m) => m.name === 'error') as DbError | undefined;
-  if (failure) {
+  if (slot && !slot.prepared && res.parsed) cache.remember(text, slot.name);
+  if (res.error) {
+    const failure = res.error as DbError;
     failure.query = text;
     failure.params = params ? [...params] : [];
     failure.queryOptions = options;
     throw failure;
   }
   if (!inTransaction) await pg.syncToFs();
-  return resultOf(messages, (pg as unknown as PgliteInternals).parsers, options);
+  return resultOf(res, (pg as unknown as PgliteInternals).parsers, options);
 }
 
 type Parser = (value: string, typeId?: number) => unknown;
-interface RowDescription {
-  name: 'rowDescription';
-  fields: { name: string; dataTypeID: number }[];
-}
-interface DataRow {
-  name: 'dataRow';
-  fields: (string | null)[];
-}
-interface CommandComplete {
-  name: 'commandComplete';
-  text: string;
-}
 
 /**
  * The result of one statement, as `PGlite.query` gives it (its `parseResults`, which copies every
@@ -164,44 +150,37 @@ interface CommandComplete {
  * own — as drizzle's do — costing more than the statement; here each column's parser is looked up once).
  */
 function resultOf(
-  messages: readonly { name: string }[],
+  res: ReturnType<typeof readResponse>,
   defaults: Record<number, Parser>,
   options: QueryOptions | undefined,
 ): Results {
+  if (res.command === undefined) return { affectedRows: 0, rows: [], fields: [] } as Results;
   const overrides = options?.parsers;
   const asArrays = options?.rowMode === 'array';
-  let fields: { name: string; dataTypeID: number }[] = [];
-  let parsers: (Parser | undefined)[] = [];
+  const fields = res.fields;
+  const parsers = fields.map((f) => overrides?.[f.dataTypeID] ?? defaults[f.dataTypeID]);
   const rows: Results['rows'] = [];
-  for (const m of messages) {
-    if (m.name === 'rowDescription') {
-      fields = (m as RowDescription).fields.map((f) => ({ name: f.name, dataTypeID: f.dataTypeID }));
-      parsers = fields.map((f) => overrides?.[f.dataTypeID] ?? defaults[f.dataTypeID]);
-    } else if (m.name === 'dataRow') {
-      const values = (m as DataRow).fields;
-      const parsed = values.map((v, i) => {
-        if (v === null) return null;
-        const p = parsers[i];
-        return p ? p(v, fields[i]!.dataTypeID) : v;
-      });
-      if (asArrays) rows.push(parsed as unknown as Results['rows'][number]);
-      else {
-        const row: Record<string, unknown> = {};
-        for (let i = 0; i < fields.length; i++) row[fields[i]!.name] = parsed[i];
-        rows.push(row);
-      }
-    } else if (m.name === 'commandComplete') {
-      const words = (m as CommandComplete).text.split(' ');
-      const command = words[0] ?? '';
-      const n = Number.parseInt(words[words.length - 1] ?? '', 10);
-      const affectedRows =
-        ['INSERT', 'UPDATE', 'DELETE', 'COPY', 'MERGE'].includes(command) && !Number.isNaN(n) ? n : 0;
-      const out: Results & { command: string; rowCount?: number } = { rows, fields, command, affectedRows };
-      if (!Number.isNaN(n)) out.rowCount = n;
-      return out as Results;
+  for (const values of res.rows) {
+    const parsed = values.map((v, i) => {
+      if (v === null) return null;
+      const p = parsers[i];
+      return p ? p(v, fields[i]!.dataTypeID) : v;
+    });
+    if (asArrays) rows.push(parsed as unknown as Results['rows'][number]);
+    else {
+      const row: Record<string, unknown> = {};
+      for (let i = 0; i < fields.length; i++) row[fields[i]!.name] = parsed[i];
+      rows.push(row);
     }
   }
-  return { affectedRows: 0, rows: [], fields: [] } as Results;
+  const words = res.command.split(' ');
+  const command = words[0] ?? '';
+  const n = Number.parseInt(words[words.length - 1] ?? '', 10);
+  const affectedRows =
+    ['INSERT', 'UPDATE', 'DELETE', 'COPY', 'MERGE'].includes(command) && !Number.isNaN(n) ? n : 0;
+  const out: Results & { command: string; rowCount?: number } = { rows, fields, command, affectedRows };
+  if (!Number.isNaN(n)) out.rowCount = n;
+  return out as Results;
 }
 
 /**

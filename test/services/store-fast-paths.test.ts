@@ -67,6 +67,37 @@ describe('the PGlite client', () => {
     expect((await pg.query('select 1 as one')).rows).toEqual([{ one: 1 }]);
   });
 
+  it('carries text of any size and script both ways, and the fields of an error as PGlite gives them', async () => {
+    const text = `naïve — 日本語 🙂 ${'x'.repeat(300_000)} \u00e9\u0301 end`;
+    const r = await pg.query<{ s: string; len: number; nul: null }>(
+      'select $1::text as s, octet_length($1::text) as len, $2::text as nul',
+      [text, null],
+    );
+    expect(r.rows).toEqual([{ s: text, len: Buffer.byteLength(text), nul: null }]);
+    await pg.exec('create table uq (k text primary key, v int not null)');
+    await pg.query('insert into uq values ($1, 1)', ['é🙂']);
+    const fields = (e: unknown) => {
+      const { severity, code, detail, constraint, table, column, schema, routine } = e as Record<
+        string,
+        unknown
+      >;
+      return { severity, code, detail, constraint, table, column, schema, routine };
+    };
+    for (const [sql, params] of [
+      ['insert into uq values ($1, 2)', ['é🙂']],
+      ['insert into uq values ($1, $2)', ['other', null]],
+    ] as const) {
+      const fast = await pg.query(sql, [...params]).catch((e: unknown) => e);
+      const slow = await raw.query(sql, [...params]).catch((e: unknown) => e);
+      expect(fast).toBeInstanceOf(Error);
+      expect((fast as Error).message).toBe((slow as Error).message);
+      expect(fields(fast)).toEqual(fields(slow));
+    }
+    expect(
+      fields(await pg.query('insert into uq values ($1, 2)', ['é🙂']).catch((e: unknown) => e)),
+    ).toMatchObject({ code: '23505', constraint: 'uq_pkey', detail: 'Key (k)=(é🙂) already exists.' });
+  });
+
   it('keeps prepared statements bounded: old ones are closed, every statement still runs', async () => {
     for (let i = 0; i < 450; i++) {
       const r = await pg.query(`select ${i}::int as v, $1::text as s`, [`p${i}`]);
