@@ -81,6 +81,18 @@ export async function runShellCommand(
       started,
     );
   } finally {
-    if (scratch) await fs.promises.rm(scratch, { recursive: true, force: true }).catch(() => {});
+    if (scratch) await removeScratch(scratch);
+  }
+}
+
+/**
+ * Removes a scratch directory. Most are left empty, and one `rmdir` is half the work of a
+ * recursive removal (which looks at the directory before removing it); the rest get the latter.
+ */
+async function removeScratch(dir: string): Promise<void> {
+  try {
+    await fs.promises.rmdir(dir);
+  } catch {
+    await fs.promises.rm(dir, { recursive: true, force: true }).catch(() => {});
   }
 }
