@@ -31,6 +31,7 @@ interface QueryOptions {
 
 interface PgliteInternals {
   _runExclusiveQuery<T>(fn: () => Promise<T>): Promise<T>;
+  _runExclusiveTransaction<T>(fn: () => Promise<T>): Promise<T>;
   parsers: Record<number, (value: string, typeId?: number) => unknown>;
 }
 
@@ -191,7 +192,12 @@ export function fastPglite(pg: PGlite): PGlite {
   const cache = new StatementCache();
   const internals = pg as unknown as PgliteInternals;
   const query = (text: string, params?: unknown[], options?: QueryOptions) =>
-    internals._runExclusiveQuery(() => runStatement(pg, cache, text, params, options, false));
+    // Outside a transaction, a statement waits for the open transaction to end, as `PGlite.query`
+    // does: the session is one, and a statement run between two of a transaction's would be part of
+    // it — rolled back with it, or failing it.
+    internals._runExclusiveTransaction(() =>
+      internals._runExclusiveQuery(() => runStatement(pg, cache, text, params, options, false)),
+    );
   const txHandle = (tx: Transaction): Transaction =>
     new Proxy(tx, {
       get(target, prop) {

@@ -4,6 +4,8 @@
  * written without the query builder. What they return must be exactly what the query builder and
  * `PGlite.query` return.
  */
+
+import { setTimeout as sleep } from 'node:timers/promises';
 import { PGlite } from '@electric-sql/pglite';
 import { eq, sql } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -127,6 +129,29 @@ describe('the PGlite client', () => {
       kept = tx;
     });
     await expect(kept!.query('select 1')).rejects.toThrow(/closed/);
+  });
+
+  it('runs a statement made outside a transaction after it, never inside it', async () => {
+    await pg.exec('create table solo (id int primary key)');
+    let release!: () => void;
+    const held = new Promise<void>((r) => {
+      release = r;
+    });
+    const tx = pg
+      .transaction(async (t) => {
+        await t.query('insert into solo values (1)');
+        await held;
+        throw new Error('rolled back');
+      })
+      .catch((e: Error) => e.message);
+    await sleep(5);
+    // Made while the transaction is open: it waits, and is not rolled back with it.
+    const solo = pg.query('insert into solo values (2)');
+    await sleep(20);
+    release();
+    expect(await tx).toBe('rolled back');
+    await solo;
+    expect((await pg.query<{ id: number }>('select id from solo')).rows).toEqual([{ id: 2 }]);
   });
 
   it('writes parameters in PostgreSQL text form', () => {
