@@ -210,7 +210,8 @@ suite('web UI in Chromium', () => {
     await page.waitForSelector('header .count-badge', { timeout: 20_000 });
     await page.click('a:has-text("answer inquiry")');
     await page.waitForURL(/\/inquiries\/\d+$/);
-    expect(await page.textContent('main')).toContain('Ship it?');
+    // the page loads the inquiry after it has rendered its frame
+    await expect.poll(() => page.textContent('main'), { timeout: 15_000 }).toContain('Ship it?');
     await shot('inquiry-answer-form');
     await page.check('[name=approved]');
     await page.fill('[name=reason]', 'looks good');
@@ -270,6 +271,8 @@ suite('web UI in Chromium', () => {
     }
     // encrypted values are masked
     await go('/keys');
+    await page.waitForSelector('main tr:has-text("ui_secret")');
+    expect(await page.textContent('main')).toContain('••••••••');
     expect(await page.textContent('main')).not.toContain('s3cret');
     await page.click('button[aria-label^="Theme"]');
     await go('/');
