@@ -17,7 +17,14 @@
  * the statement when it carries a workflow's state document.
  */
 import { type PGlite, protocol, type Results, type Transaction } from '@electric-sql/pglite';
-import { bindMessage, closeMessage, DESCRIBE_EXECUTE_SYNC, parseMessage, readResponse } from './wire.ts';
+import {
+  bindMessage,
+  closeMessage,
+  DESCRIBE_EXECUTE_SYNC,
+  parseMessage,
+  readResponse,
+  type StatementResponse,
+} from './wire.ts';
 
 /** Prepared statements kept (least recently used ones are closed beyond this). */
 const MAX_PREPARED = 400;
@@ -151,7 +158,7 @@ type Parser = (value: string, typeId?: number) => unknown;
  * own — as drizzle's do — costing more than the statement; here each column's parser is looked up once).
  */
 function resultOf(
-  res: ReturnType<typeof readResponse>,
+  res: StatementResponse,
   defaults: Record<number, Parser>,
   options: QueryOptions | undefined,
 ): Results {

@@ -22,6 +22,7 @@ import {
   timerSpecProblem,
 } from '../../src/services/timers/timer-spec.ts';
 import { openStore, type Store } from '../../src/store/database.ts';
+import { rawRows } from '../../src/store/repositories/bulk.ts';
 import { actions, events, outbox, packs, rules, timers, triggers } from '../../src/store/schema.ts';
 import { createTestDatabase, probePostgres } from '../support/postgres.ts';
 
@@ -73,10 +74,10 @@ function fakeClock(start: string) {
  */
 async function afterTimersCreated(store: Store): Promise<void> {
   for (let i = 0; i < 500; i++) {
-    const r = (await store.db.execute(
-      sql`select coalesce(bool_and(now() > created_at), true) as past from timers`,
-    )) as unknown as { rows: { past: boolean }[] };
-    if (r.rows[0]?.past) return;
+    const [r] = rawRows(
+      await store.db.execute(sql`select coalesce(bool_and(now() > created_at), true) as past from timers`),
+    );
+    if (r?.past) return;
     await sleep(1);
   }
   throw new Error("the database's clock did not move past the timers' creation");

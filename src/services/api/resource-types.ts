@@ -4,7 +4,7 @@
  * (/api-spec/openapi.json); a test checks that every endpoint the UI's client calls exists there.
  */
 
-import type { GraphEdge, GraphNode } from '../../workflow/graph.ts';
+import type { LiveNodeState as EngineNodeState, GraphEdge, GraphNode } from '../../workflow/graph.ts';
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 export type JsonObject = Record<string, unknown>;
@@ -396,24 +396,11 @@ export interface TaskRun {
 
 // The nodes and edges of a workflow's graph are the engine's own.
 export type { GraphEdge, GraphNode };
-export interface ItemProgress {
-  total: number;
-  done?: number;
-  succeeded: number;
-  failed: number;
-  running: number;
-  pending: number;
-}
-export interface LiveNodeState {
-  status: string;
-  entries: number;
-  latest: string | null;
-  run_key: string | null;
-  attempt: number | null;
-  started_at: string | null;
-  finished_at: string | null;
+/** A with-items task's progress, as the engine counts it, with the items finished. */
+export type ItemProgress = NonNullable<EngineNodeState['items']> & { done?: number };
+/** The engine's live state of a node, with what the API adds from the task runs. */
+export interface LiveNodeState extends Omit<EngineNodeState, 'items'> {
   items: ItemProgress | null;
-  join_arrived: string[];
   /** Task runs recorded (attempts and items included). */
   runs?: number;
   /** The child execution of the latest run of the task. */

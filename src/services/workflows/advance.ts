@@ -513,6 +513,13 @@ export class RunContext {
     throw new AdvanceConflict(this.wf.id);
   }
 
+  /** Looks up run keys started without a look first; any already stored is a clash (`startedTwice`). */
+  private async refuseStored(keys: readonly string[]): Promise<void> {
+    if (!keys.length) return;
+    const stored = await this.storedRunKeys(keys);
+    if (stored.size) this.startedTwice(stored);
+  }
+
   /** Creates the child executions of `start_task` and `create_inquiry` commands, in bulk. */
   private async startChildren(starts: StartCmd[], asks: AskCmd[], followUps: WorkflowEvent[]): Promise<void> {
     const tx = this.tx;
@@ -889,10 +896,7 @@ export class RunContext {
     const unchecked = [...this.unchecked];
     this.unchecked.clear();
     if ('insert' in how) {
-      if (unchecked.length) {
-        const stored = await this.storedRunKeys(unchecked);
-        if (stored.size) this.startedTwice(stored);
-      }
+      await this.refuseStored(unchecked);
       await tx.insert(workflowRuns).values({
         executionId: this.wf.id,
         workflowRef: how.insert.workflowRef,
@@ -910,10 +914,7 @@ export class RunContext {
           ? insertStatement(workflowTaskRuns, rows, TASK_RUN_UPSERT)
           : null;
       if (!runs) {
-        if (unchecked.length) {
-          const stored = await this.storedRunKeys(unchecked);
-          if (stored.size) this.startedTwice(stored);
-        }
+        await this.refuseStored(unchecked);
         await insertRows(tx, workflowTaskRuns, rows, TASK_RUN_UPSERT);
       }
       // The started keys stored before this statement (its parts all see the rows as they were
